@@ -1,0 +1,146 @@
+# bash completion for the kds tools: kds-create, kds-put, kds-get.
+# A stream is a directory holding a file named meta; see kds-stream(5).
+# Install as kds-create, kds-put and kds-get in bash-completion's
+# completions directory (links to this file), or source it.
+
+# _kds_dirs cur streams: reply with the directories matching cur;
+# stream directories without a trailing slash when streams is 1, the others
+# with one so that completion goes on inside them.
+_kds_dirs()
+{
+	local d nospace=0 IFS=$'\n'
+
+	for d in $(compgen -d -- "$1"); do
+		if [[ $2 == 1 && -f $d/meta ]]; then
+			COMPREPLY+=("$d")
+		else
+			COMPREPLY+=("$d/")
+			nospace=1
+		fi
+	done
+	((nospace)) && compopt -o nospace 2>/dev/null
+	return 0
+}
+
+# _kds_stream_arg: print the first operand on the command line, skipping
+# options and the arguments of those that take one (listed in $_kds_argopts).
+_kds_stream_arg()
+{
+	local i w skip=0
+
+	for ((i = 1; i < ${#COMP_WORDS[@]}; i++)); do
+		((i == COMP_CWORD)) && { skip=0; continue; }
+		w=${COMP_WORDS[i]}
+		if ((skip)); then
+			skip=0
+		elif [[ $w == = ]]; then
+			skip=1		# --opt = value, split at '='
+		elif [[ $w == -- ]]; then
+			((i + 1 < ${#COMP_WORDS[@]} && i + 1 != COMP_CWORD)) &&
+				printf '%s\n' "${COMP_WORDS[i + 1]}"
+			return
+		elif [[ " $_kds_argopts " == *" $w "* ]]; then
+			skip=1
+		elif [[ $w != -* ]]; then
+			printf '%s\n' "$w"
+			return
+		fi
+	done
+}
+
+# _kds_shards stream cur: shard ids from the stream's meta (field 2 of the
+# lines that start with "shard ").
+_kds_shards()
+{
+	local key id rest
+
+	[[ -r $1/meta ]] || return 0
+	while read -r key id rest; do
+		[[ $key == shard && $id == "$2"* ]] && COMPREPLY+=("$id")
+	done <"$1/meta"
+	return 0
+}
+
+_kds()
+{
+	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
+	local opt= pre= opts values= IFS=$' \t\n'
+	local _kds_argopts
+
+	COMPREPLY=()
+	case $1 in
+	kds-create)
+		opts='-n --shards -r --retention --segment-bytes --segment-age
+		    -h --help -V --version'
+		_kds_argopts='-n --shards -r --retention --segment-bytes --segment-age'
+		;;
+	kds-put)
+		opts='-0 --null -p --print-sequence -i --input -o --output
+		    -k --partition-key -f --field -d --delimiter
+		    -E --explicit-hash-key --skip-invalid --sync= -h --help
+		    -V --version'
+		_kds_argopts='-i --input -o --output -k --partition-key -f --field -d --delimiter -E --explicit-hash-key'
+		;;
+	kds-get)
+		opts='-0 --null -n --limit -s --shard -i --iterator --sequence
+		    --timestamp -o --output --format -h --help -V --version'
+		_kds_argopts='-n --limit -s --shard -i --iterator --sequence --timestamp -o --output --format'
+		;;
+	*)
+		return 0
+		;;
+	esac
+
+	# Which option's argument is being completed, if any.  With '=' in
+	# COMP_WORDBREAKS, "--opt=val" arrives as three words.
+	if [[ $cur == --*=* ]]; then
+		opt=${cur%%=*} pre=$opt= cur=${cur#*=}
+	elif [[ $cur == = && $prev == --* ]]; then
+		opt=$prev cur=
+	elif [[ $prev == = && $COMP_CWORD -ge 2 ]]; then
+		opt=${COMP_WORDS[COMP_CWORD - 2]}
+	elif [[ " $_kds_argopts " == *" $prev "* ]]; then
+		opt=$prev
+	fi
+
+	case $1:$opt in
+	kds-put:-i | kds-put:--input) values='lines jsonl' ;;
+	kds-put:-o | kds-put:--output) values='text jsonl' ;;
+	kds-put:--sync) values='exit always never' ;;
+	kds-get:-i | kds-get:--iterator)
+		values='TRIM_HORIZON LATEST AT_SEQUENCE_NUMBER
+		    AFTER_SEQUENCE_NUMBER AT_TIMESTAMP'
+		;;
+	kds-get:-o | kds-get:--output) values='lines raw jsonl' ;;
+	kds-get:-s | kds-get:--shard)
+		_kds_shards "$(_kds_stream_arg)" "$cur"
+		COMPREPLY=("${COMPREPLY[@]/#/$pre}")
+		return 0
+		;;
+	*:)
+		;;
+	*)
+		return 0	# a number, key or time: nothing to offer
+		;;
+	esac
+	if [[ -n $opt ]]; then
+		COMPREPLY=($(compgen -W "$values" -- "$cur"))
+		COMPREPLY=("${COMPREPLY[@]/#/$pre}")
+		return 0
+	fi
+
+	if [[ $cur == -* ]]; then
+		COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+		[[ ${#COMPREPLY[@]} == 1 && $COMPREPLY == *= ]] &&
+			compopt -o nospace 2>/dev/null
+		return 0
+	fi
+	if [[ $1 == kds-create ]]; then
+		_kds_dirs "$cur" 0	# a new stream: only its parent exists
+	else
+		_kds_dirs "$cur" 1
+	fi
+	return 0
+}
+
+complete -F _kds kds-create kds-put kds-get

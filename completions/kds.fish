@@ -1,0 +1,93 @@
+# fish completion for the kds tools: kds-create, kds-put, kds-get.
+# A stream is a directory holding a file named meta; see kds-stream(5).
+# Install as kds-create.fish, kds-put.fish and kds-get.fish (links to this
+# file) in a directory of $fish_complete_path, or source it.
+
+# Stream directories, and other directories to go on into.
+function __kds_streams
+    set -l tok (commandline -ct)
+    for d in $tok*/
+        if test -f $d/meta
+            printf '%s\tstream\n' (string replace -r '/$' '' -- $d)
+        else
+            printf '%s\n' $d
+        end
+    end
+end
+
+# Print the first operand among the words given: not an option, nor the
+# argument of a kds-get option that takes one.
+function __kds_operand
+    set -l skip 0
+    set -l opts 1
+    for w in $argv
+        if test $skip = 1
+            set skip 0
+        else if test $opts = 1; and test "$w" = --
+            set opts 0
+        else if test $opts = 1; and contains -- $w -n --limit -s --shard -i --iterator --sequence --timestamp -o --output --format
+            set skip 1
+        else if test $opts = 1; and string match -q -- '-*' $w
+            continue
+        else
+            printf '%s\n' $w
+            return 0
+        end
+    end
+    return 1
+end
+
+# The stream of the kds-get being completed: the first operand before the
+# cursor, else the first one after it.
+function __kds_get_stream
+    set -l before (commandline -opc)
+    __kds_operand $before[2..-1]; and return 0
+    set -l all (commandline -op)
+    set -l next (math (count $before) + 1)
+    set -l cur (commandline -ct)
+    test -n "$cur"; and set next (math $next + 1)
+    __kds_operand $all[$next..-1]
+end
+
+# Shard ids from STREAM/meta: field 2 of the lines that start with "shard ".
+function __kds_shards
+    set -l stream (__kds_get_stream); or return
+    test -r $stream/meta; or return
+    while read -l key id rest
+        test "$key" = shard; and printf '%s\n' $id
+    end <$stream/meta
+end
+
+for c in kds-create kds-put kds-get
+    complete -c $c -f
+    complete -c $c -s h -l help -d 'Print the synopsis and options'
+    complete -c $c -s V -l version -d 'Print the version'
+end
+
+complete -c kds-create -s n -l shards -x -d 'Number of shards (1-10000)'
+complete -c kds-create -s r -l retention -x -d 'How long records stay readable (1s-8760h)'
+complete -c kds-create -l segment-bytes -x -d 'Size past which a new segment starts (4096-1G)'
+complete -c kds-create -l segment-age -x -d 'Age past which a new segment starts'
+complete -c kds-create -x -a '(__fish_complete_directories (commandline -ct) Directory)'
+
+complete -c kds-put -s 0 -l null -d 'Input records end with NUL'
+complete -c kds-put -s p -l print-sequence -d 'Print shard id and sequence number of each record'
+complete -c kds-put -s i -l input -x -a 'lines jsonl' -d 'Input format'
+complete -c kds-put -s o -l output -x -a 'text jsonl' -d 'Form of what -p prints'
+complete -c kds-put -s k -l partition-key -x -d 'Partition key of every record'
+complete -c kds-put -s f -l field -x -d 'Partition key is this field'
+complete -c kds-put -s d -l delimiter -x -d 'Field delimiter for -f'
+complete -c kds-put -s E -l explicit-hash-key -x -d 'Route every record by this hash key'
+complete -c kds-put -l skip-invalid -d 'Skip invalid records instead of stopping'
+complete -c kds-put -l sync -x -a 'exit always never' -d 'When to sync'
+complete -c kds-put -x -a '(__kds_streams)'
+
+complete -c kds-get -s 0 -l null -d 'End each record with NUL'
+complete -c kds-get -s n -l limit -x -d 'Stop after this many records'
+complete -c kds-get -s s -l shard -x -a '(__kds_shards)' -d 'Read only this shard'
+complete -c kds-get -s i -l iterator -x -a 'TRIM_HORIZON LATEST AT_SEQUENCE_NUMBER AFTER_SEQUENCE_NUMBER AT_TIMESTAMP' -d 'Where to start'
+complete -c kds-get -l sequence -x -d 'Sequence number for AT_ and AFTER_SEQUENCE_NUMBER'
+complete -c kds-get -l timestamp -x -d 'Time for AT_TIMESTAMP'
+complete -c kds-get -s o -l output -x -a 'lines raw jsonl' -d 'Output format'
+complete -c kds-get -l format -x -d 'Print each record as this format'
+complete -c kds-get -x -a '(__kds_streams)'
