@@ -1,0 +1,99 @@
+# kds: Kinesis Data Streams as Unix tools.
+#
+# Adding a tool: cmd/kds-VERB.c, its name in TOOLS below, man/kds-VERB.1,
+# its line in the map of man/kds.7, completions/kds.bash, _kds and kds.fish,
+# and tests/NN-VERB-*.bats.
+
+PREFIX	?= /usr/local
+DESTDIR	?=
+BINDIR	?= $(PREFIX)/bin
+MANDIR	?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/vendor-completions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+
+CC	?= cc
+CFLAGS	?= -O2 -g
+BUILD	?= build
+KDS_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wpointer-arith \
+	-Wstrict-prototypes -Wmissing-prototypes -Ilibstream
+LDLIBS	= -lxxhash -lnettle -ljansson
+
+TOOLS	= kds-create kds-put kds-get
+LIBSRC	= $(wildcard libstream/*.c)
+LIBOBJ	= $(LIBSRC:libstream/%.c=$(BUILD)/lib/%.o)
+UNITSRC	= $(wildcard tests/unit/t_*.c)
+UNITBIN	= $(UNITSRC:tests/unit/%.c=$(BUILD)/unit/%)
+BINS	= $(TOOLS:%=$(BUILD)/%)
+MAN1	= $(TOOLS:%=man/%.1)
+MAN5	= man/kds-stream.5
+MAN7	= man/kds.7
+
+all: $(BINS)
+
+$(BUILD)/lib/%.o: libstream/%.c libstream/kds.h libstream/internal.h
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(KDS_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/libstream.a: $(LIBOBJ)
+	rm -f $@
+	$(AR) rcs $@ $(LIBOBJ)
+
+$(BUILD)/kds-%: cmd/kds-%.c $(BUILD)/libstream.a libstream/kds.h
+	$(CC) $(CPPFLAGS) $(KDS_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
+		$(BUILD)/libstream.a $(LDLIBS)
+
+$(BUILD)/unit/%: tests/unit/%.c tests/unit/tap.h $(BUILD)/libstream.a
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(KDS_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
+		$(BUILD)/libstream.a $(LDLIBS)
+
+# The whole suite, one TAP stream, one summary (prove's).
+check: all $(UNITBIN)
+	@command -v mandoc >/dev/null && mandoc -Tlint -W warning $(MAN1) $(MAN5) $(MAN7)
+	KDS_BUILD=$(abspath $(BUILD)) prove --exec tests/run-tap $(UNITBIN) tests/*.bats
+
+# The same suite with AddressSanitizer and UndefinedBehaviorSanitizer.
+ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer
+check-asan:
+	$(MAKE) BUILD=build-asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="$(ASAN_FLAGS)" \
+		ASAN_OPTIONS=exitcode=86 UBSAN_OPTIONS=exitcode=87 check
+
+bench: all
+	KDS_BUILD=$(abspath $(BUILD)) tests/bench.sh
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 \
+		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	install -m 755 $(BINS) $(DESTDIR)$(BINDIR)
+	install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1
+	install -m 644 $(MAN5) $(DESTDIR)$(MANDIR)/man5
+	install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7
+	install -m 644 completions/kds.bash $(DESTDIR)$(BASHCOMPDIR)/kds
+	for t in $(TOOLS); do ln -sf kds $(DESTDIR)$(BASHCOMPDIR)/$$t; done
+	install -m 644 completions/_kds $(DESTDIR)$(ZSHCOMPDIR)/_kds
+	install -m 644 completions/kds.fish $(DESTDIR)$(FISHCOMPDIR)/kds.fish
+	# fish loads a completion file named after the command it completes
+	for t in $(TOOLS); do ln -sf kds.fish $(DESTDIR)$(FISHCOMPDIR)/$$t.fish; done
+
+uninstall:
+	for t in $(TOOLS); do rm -f $(DESTDIR)$(BINDIR)/$$t \
+		$(DESTDIR)$(MANDIR)/man1/$$t.1 $(DESTDIR)$(BASHCOMPDIR)/$$t \
+		$(DESTDIR)$(FISHCOMPDIR)/$$t.fish; done
+	rm -f $(DESTDIR)$(MANDIR)/man5/kds-stream.5 $(DESTDIR)$(MANDIR)/man7/kds.7 \
+		$(DESTDIR)$(BASHCOMPDIR)/kds $(DESTDIR)$(ZSHCOMPDIR)/_kds \
+		$(DESTDIR)$(FISHCOMPDIR)/kds.fish
+
+# Every Debian package needed to build, test and benchmark.
+DEPS = build-essential pkg-config libxxhash-dev nettle-dev libjansson-dev \
+	libarchive-dev libzstd-dev bats mandoc perl python3 strace
+deps:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEPS)
+
+clean:
+	rm -rf $(BUILD) build-asan
+
+.PHONY: all check check-asan bench install uninstall deps clean

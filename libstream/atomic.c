@@ -1,0 +1,66 @@
+/*
+ * atomic.c: replacing a small file whole, so that a reader sees the old
+ * contents or the new, never a mix: write NAME.tmp, fsync it, rename it over
+ * NAME, fsync the directory (nq's create, then rename into place).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+int
+kds_fsync_dir(int dirfd, const char *what, struct kds_err *e)
+{
+	if (fsync(dirfd) == -1)
+		return kds_fail_errno(e, "%s: fsync", what);
+	return 0;
+}
+
+int
+kds_atomic_write(int dirfd, const char *name, const void *buf, size_t len,
+    struct kds_err *e)
+{
+	char tmp[256];
+	const char *p = buf;
+	int fd;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+	    O_CLOEXEC, 0666);
+	if (fd == -1)
+		return kds_fail_errno(e, "%s", tmp);
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			kds_fail_errno(e, "%s: write", tmp);
+			goto fail;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	if (fsync(fd) == -1) {
+		kds_fail_errno(e, "%s: fsync", tmp);
+		goto fail;
+	}
+	if (close(fd) == -1) {
+		fd = -1;
+		kds_fail_errno(e, "%s: close", tmp);
+		goto fail;
+	}
+	fd = -1;
+	if (renameat(dirfd, tmp, dirfd, name) == -1) {
+		kds_fail_errno(e, "%s: rename", tmp);
+		goto fail;
+	}
+	return kds_fsync_dir(dirfd, name, e);
+fail:
+	if (fd != -1)
+		close(fd);
+	unlinkat(dirfd, tmp, 0);
+	return -1;
+}

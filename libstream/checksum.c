@@ -1,0 +1,10 @@
+/* checksum.c: XXH3-64 from libxxhash, the one checksum of the format. */
+#include <xxhash.h>
+
+#include "internal.h"
+
+uint64_t
+kds_checksum(const void *p, size_t n, uint64_t seed)
+{
+	return XXH3_64bits_withSeed(p, n, seed);
+}

@@ -1,0 +1,260 @@
+/*
+ * format.c: writing records out.  The built-in formats (lines, raw, null,
+ * jsonl) and --format strings with kcat's tokens: %s data, %S data length,
+ * %k key, %K key length, %o sequence number, %T arrival ms, %p shard id,
+ * %t stream, %h hash key, %%; escapes \n \t \r \0 \\.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+enum op { OP_TEXT, OP_DATA, OP_DATALEN, OP_KEY, OP_KEYLEN, OP_SEQ,
+	OP_TIME, OP_SHARD, OP_STREAM, OP_HASH, OP_JSON };
+
+struct kds_format {
+	int	 data_then;	/* -1, or the format is data and this byte */
+	enum op	*ops;
+	char	**text;		/* OP_TEXT: the literal */
+	size_t	*textlen;
+	size_t	 n;
+	char	*scratch;	/* base64 of one record */
+	size_t	 scap;
+};
+
+static int
+add_op(struct kds_format *f, enum op op, const char *t, size_t tlen)
+{
+	enum op *no = reallocarray(f->ops, f->n + 1, sizeof(*no));
+	char **nt;
+	size_t *nl;
+
+	if (no == NULL)
+		return -1;
+	f->ops = no;
+	if ((nt = reallocarray(f->text, f->n + 1, sizeof(*nt))) == NULL)
+		return -1;
+	f->text = nt;
+	if ((nl = reallocarray(f->textlen, f->n + 1, sizeof(*nl))) == NULL)
+		return -1;
+	f->textlen = nl;
+	f->text[f->n] = NULL;
+	f->textlen[f->n] = tlen;
+	if (op == OP_TEXT && (f->text[f->n] = malloc(tlen ? tlen : 1)) == NULL)
+		return -1;
+	if (op == OP_TEXT)
+		memcpy(f->text[f->n], t, tlen);
+	f->ops[f->n++] = op;
+	return 0;
+}
+
+struct kds_format *
+kds_format_new(const char *spec, struct kds_err *e)
+{
+	struct kds_format *f = calloc(1, sizeof(*f));
+	char *lit = malloc(strlen(spec) + 1);
+	size_t n = 0;
+
+	if (f == NULL || lit == NULL)
+		goto nomem;
+	f->data_then = -1;
+	for (const char *p = spec; ; p++) {
+		enum op op = OP_TEXT;
+
+		if (*p == '\\') {
+			switch (*++p) {
+			case 'n': lit[n++] = '\n'; continue;
+			case 't': lit[n++] = '\t'; continue;
+			case 'r': lit[n++] = '\r'; continue;
+			case '0': lit[n++] = '\0'; continue;
+			case '\\': lit[n++] = '\\'; continue;
+			default:
+				kds_fail(e, EINVAL, "format: unknown escape "
+				    "'\\%c'", *p ? *p : ' ');
+				goto fail;
+			}
+		}
+		if (*p != '%' && *p != '\0') {
+			lit[n++] = *p;
+			continue;
+		}
+		if (*p == '%') {
+			switch (*++p) {
+			case '%': lit[n++] = '%'; continue;
+			case 's': op = OP_DATA; break;
+			case 'S': op = OP_DATALEN; break;
+			case 'k': op = OP_KEY; break;
+			case 'K': op = OP_KEYLEN; break;
+			case 'o': op = OP_SEQ; break;
+			case 'T': op = OP_TIME; break;
+			case 'p': op = OP_SHARD; break;
+			case 't': op = OP_STREAM; break;
+			case 'h': op = OP_HASH; break;
+			default:
+				kds_fail(e, EINVAL, "format: unknown token "
+				    "'%%%c'", *p ? *p : ' ');
+				goto fail;
+			}
+		}
+		if (n > 0 && add_op(f, OP_TEXT, lit, n) == -1)
+			goto nomem;
+		n = 0;
+		if (op == OP_TEXT)	/* the end of spec */
+			break;
+		if (add_op(f, op, NULL, 0) == -1)
+			goto nomem;
+	}
+	free(lit);
+	return f;
+nomem:
+	kds_fail_errno(e, "format");
+fail:
+	free(lit);
+	kds_format_free(f);
+	return NULL;
+}
+
+struct kds_format *
+kds_format_builtin(const char *name, struct kds_err *e)
+{
+	struct kds_format *f;
+
+	if (strcmp(name, "lines") == 0 || strcmp(name, "null") == 0) {
+		if ((f = kds_format_new("%s", e)) != NULL)
+			f->data_then = name[0] == 'l' ? '\n' : '\0';
+		return f;
+	}
+	if (strcmp(name, "raw") == 0)
+		return kds_format_new("%s", e);
+	if (strcmp(name, "jsonl") != 0) {
+		kds_fail(e, EINVAL, "unknown output format '%s'", name);
+		return NULL;
+	}
+	if ((f = calloc(1, sizeof(*f))) == NULL || (f->data_then = -1,
+	    add_op(f, OP_JSON, NULL, 0))) {
+		kds_format_free(f);
+		kds_fail_errno(e, "format");
+		return NULL;
+	}
+	return f;
+}
+
+/* A JSON string; keys are valid UTF-8 (kds-put refuses others). */
+static void
+json_string(FILE *o, const char *s, size_t n)
+{
+	putc_unlocked('"', o);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '"' || c == '\\') {
+			putc_unlocked('\\', o);
+			putc_unlocked(c, o);
+		} else if (c < 0x20 || c == 0x7f) {
+			fprintf(o, "\\u%04x", c);
+		} else {
+			putc_unlocked(c, o);
+		}
+	}
+	putc_unlocked('"', o);
+}
+
+static int
+base64(FILE *o, struct kds_format *f, const char *p, size_t n)
+{
+	size_t need = kds_base64_encoded_len(n);
+
+	if (need > f->scap) {
+		char *ns = realloc(f->scratch, need);
+
+		if (ns == NULL)
+			return -1;
+		f->scratch = ns;
+		f->scap = need;
+	}
+	kds_base64_encode(f->scratch, p, n);
+	fwrite_unlocked(f->scratch, 1, need, o);
+	return 0;
+}
+
+int
+kds_format_write(FILE *o, struct kds_format *f, const char *stream,
+    const struct kds_record *r)
+{
+	char seq[KDS_SEQ_LEN], id[KDS_SHARD_ID_LEN + 1], hk[KDS_HASHKEY_LEN];
+
+	if (f->data_then >= 0) {	/* the common case, lines: no loop */
+		fwrite_unlocked(r->data, 1, r->datalen, o);
+		putc_unlocked(f->data_then, o);
+		return 0;
+	}
+	for (size_t i = 0; i < f->n; i++) {
+		switch (f->ops[i]) {
+		case OP_TEXT:
+			fwrite_unlocked(f->text[i], 1, f->textlen[i], o);
+			break;
+		case OP_DATA:
+			fwrite_unlocked(r->data, 1, r->datalen, o);
+			break;
+		case OP_DATALEN:
+			fprintf(o, "%zu", r->datalen);
+			break;
+		case OP_KEY:
+			fwrite_unlocked(r->key, 1, r->keylen, o);
+			break;
+		case OP_KEYLEN:
+			fprintf(o, "%zu", r->keylen);
+			break;
+		case OP_SEQ:
+			kds_seq_format(r->shard, r->counter, seq);
+			fputs_unlocked(seq, o);
+			break;
+		case OP_TIME:
+			fprintf(o, "%" PRId64, r->arrival_ms);
+			break;
+		case OP_SHARD:
+			kds_shard_id(r->shard, id);
+			fputs_unlocked(id, o);
+			break;
+		case OP_STREAM:
+			fputs_unlocked(stream, o);
+			break;
+		case OP_HASH:
+			kds_hashkey_format(kds_hashkey_of(r->key, r->keylen), hk);
+			fputs_unlocked(hk, o);
+			break;
+		case OP_JSON:
+			kds_shard_id(r->shard, id);
+			kds_seq_format(r->shard, r->counter, seq);
+			fprintf(o, "{\"ShardId\":\"%s\",\"SequenceNumber\":\"%s\","
+			    "\"ApproximateArrivalTimestamp\":%" PRId64 ".%03d,"
+			    "\"PartitionKey\":", id, seq, r->arrival_ms / 1000,
+			    (int)(r->arrival_ms % 1000));
+			json_string(o, r->key, r->keylen);
+			fputs_unlocked(",\"Data\":\"", o);
+			if (base64(o, f, r->data, r->datalen) == -1)
+				return -1;
+			fputs_unlocked("\"}\n", o);
+			break;
+		}
+	}
+	return ferror(o) ? -1 : 0;
+}
+
+void
+kds_format_free(struct kds_format *f)
+{
+	if (f == NULL)
+		return;
+	for (size_t i = 0; i < f->n; i++)
+		free(f->text[i]);
+	free(f->text);
+	free(f->textlen);
+	free(f->ops);
+	free(f->scratch);
+	free(f);
+}

@@ -1,0 +1,216 @@
+/*
+ * internal.h: what the files of libstream share and the tools never see.
+ * The byte layouts here are kds-stream(5); change them there first.
+ */
+#ifndef KDS_INTERNAL_H
+#define KDS_INTERNAL_H
+
+#include <sys/types.h>
+#include <endian.h>
+#include <string.h>
+#include <stdarg.h>
+#include <stdint.h>
+
+#include "kds.h"
+
+#define KDS_FORMAT_VERSION	1
+
+#define SEG_MAGIC		"KDSSEG"
+#define SEG_HEADER_LEN		48
+#define FRAME_HEADER_LEN	32
+#define FRAME_MAX_LEN		(FRAME_HEADER_LEN + KDS_MAX_RECORD)
+#define KEY_MAX_BYTES		(KDS_MAX_KEY_CHARS * 4)
+#define INDEX_ENTRY_LEN		32
+#define INDEX_INTERVAL		(32 * 1024)	/* an entry per this many bytes */
+#define TAIL_MAGIC		"KDSTAIL1"
+#define TAIL_LEN		64
+#define SEQ_SHARD_SCALE		100000000000000000000.0L	/* 10^20 */
+#define COUNTER_LIMIT		UINT64_C(10000000000000000000)	/* 10^19 */
+
+/* err.c */
+int	kds_fail(struct kds_err *, int errnum, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
+int	kds_fail_errno(struct kds_err *, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+
+/* Little-endian fields; memcpy compiles to one load or store. */
+static inline uint64_t
+get_le64(const unsigned char *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return le64toh(v);
+}
+static inline uint32_t
+get_le32(const unsigned char *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return le32toh(v);
+}
+static inline uint16_t
+get_le16(const unsigned char *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, 2);
+	return le16toh(v);
+}
+static inline void
+put_le64(unsigned char *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, 8);
+}
+static inline void
+put_le32(unsigned char *p, uint32_t v)
+{
+	v = htole32(v);
+	memcpy(p, &v, 4);
+}
+static inline void
+put_le16(unsigned char *p, uint16_t v)
+{
+	v = htole16(v);
+	memcpy(p, &v, 2);
+}
+
+/* checksum.c: XXH3-64, the one checksum of the format. */
+uint64_t kds_checksum(const void *, size_t, uint64_t seed);
+
+/* meta.c: STREAM/meta, the shard table. */
+struct kds_shard {
+	uint64_t		number;
+	int			open;
+	int64_t			parent;		/* -1: none */
+	int64_t			adjacent;	/* -1: none */
+	unsigned __int128	start_hash;
+	unsigned __int128	end_hash;
+	uint64_t		end_counter;	/* closed shards: last counter */
+};
+
+struct kds_meta {
+	int64_t			created_ms;
+	int64_t			retention_s;
+	uint64_t		segment_bytes;
+	int64_t			segment_age_s;
+	uint64_t		next_shard;
+	size_t			nshards;
+	struct kds_shard	*shards;	/* ascending shard number */
+};
+
+int	kds_meta_read(int dirfd, struct kds_meta *, struct kds_err *);
+int	kds_meta_write(int dirfd, const struct kds_meta *, struct kds_err *);
+void	kds_meta_free(struct kds_meta *);
+void	kds_aws_ranges(unsigned n, unsigned i, unsigned __int128 *start,
+	    unsigned __int128 *end);
+
+/* atomic.c: replace a file whole: temp, fsync, rename, fsync directory. */
+int	kds_atomic_write(int dirfd, const char *name, const void *, size_t,
+	    struct kds_err *);
+int	kds_fsync_dir(int dirfd, const char *what, struct kds_err *);
+
+/* lock.c */
+int	kds_lock(int fd, const char *what, struct kds_err *);
+void	kds_unlock(int fd);
+
+/* stream.c */
+struct kds_stream {
+	char		*path;
+	int		 dirfd;
+	struct kds_meta	 meta;
+	dev_t		 meta_dev;
+	ino_t		 meta_ino;
+};
+int	kds_stream_reload(struct kds_stream *, int *changed, struct kds_err *);
+int	kds_shard_dir_open(struct kds_stream *, uint64_t shard,
+	    struct kds_err *);
+const struct kds_shard *kds_stream_shard(const struct kds_stream *, uint64_t);
+
+/* segment.c: segment files and their headers. */
+struct kds_seg_header {
+	uint64_t	shard;
+	uint64_t	first_counter;
+	int64_t		created_ms;
+	uint64_t	salt;
+};
+void	kds_seg_name(uint64_t shard, uint64_t counter, const char *suffix,
+	    char *out, size_t);
+int	kds_seg_header_encode(unsigned char out[SEG_HEADER_LEN],
+	    const struct kds_seg_header *);
+int	kds_seg_header_decode(const unsigned char in[SEG_HEADER_LEN],
+	    struct kds_seg_header *);
+int	kds_seg_create(int shard_dirfd, uint64_t shard, uint64_t counter,
+	    int64_t created_ms, struct kds_seg_header *, struct kds_err *);
+int	kds_seg_list(int shard_dirfd, uint64_t shard, uint64_t **counters,
+	    size_t *n, struct kds_err *);
+
+/* frame.c: one record on disk. */
+enum frame_status { FRAME_OK, FRAME_INCOMPLETE, FRAME_BAD };
+struct kds_frame {
+	uint32_t	len;
+	uint16_t	keylen;
+	uint64_t	counter;
+	int64_t		arrival_ms;
+	const unsigned char *key;
+	const unsigned char *data;
+	size_t		datalen;
+};
+enum frame_status kds_frame_decode(const unsigned char *p, size_t avail,
+	    uint64_t salt, struct kds_frame *, const char **why);
+void	kds_frame_seal(unsigned char *p, uint64_t counter, int64_t arrival_ms,
+	    uint64_t salt);
+size_t	kds_frame_encode_head(unsigned char *p, size_t keylen,
+	    size_t datalen);
+int	kds_tail_is_torn(int fd, uint64_t off, uint64_t size, uint64_t salt,
+	    struct kds_err *);
+
+/* index.c: the sparse index, a cache beside each segment. */
+struct kds_index_entry {
+	uint64_t	counter;
+	int64_t		arrival_ms;
+	uint64_t	offset;
+};
+void	kds_index_entry_encode(unsigned char out[INDEX_ENTRY_LEN],
+	    const struct kds_index_entry *);
+int	kds_index_load(int shard_dirfd, const char *segname,
+	    struct kds_index_entry **, size_t *n);
+size_t	kds_index_find_counter(const struct kds_index_entry *, size_t n,
+	    uint64_t counter);
+size_t	kds_index_find_time(const struct kds_index_entry *, size_t n,
+	    int64_t ms);
+
+/* shard_writer.c: appending batches of sealed frames to one shard. */
+struct kds_shard_writer;
+struct kds_shard_writer *kds_shard_writer_new(struct kds_stream *,
+	    uint64_t shard, enum kds_sync, struct kds_err *);
+/* Lock the shard and bring the writer up to date.  Returns 1 when the
+ * shard was closed meanwhile (the lock is then released), 0, or -1. */
+int	kds_shard_writer_begin(struct kds_shard_writer *, struct kds_err *);
+/* Write frames (built with kds_frame_encode_head), counters and times
+ * assigned here; first_counter receives the counter of the first one. */
+int	kds_shard_writer_append(struct kds_shard_writer *, unsigned char *buf,
+	    size_t len, size_t nframes, uint64_t *first_counter,
+	    struct kds_err *);
+void	kds_shard_writer_end(struct kds_shard_writer *);
+int	kds_shard_writer_sync(struct kds_shard_writer *, struct kds_err *);
+void	kds_shard_writer_free(struct kds_shard_writer *);
+/* Make STREAM/SHARD/ with an empty first segment and its tail file. */
+int	kds_shard_init(int stream_dirfd, uint64_t shard, int64_t created_ms,
+	    struct kds_err *);
+/* Recover a shard's tail under its lock, as a writer would (reshard). */
+int	kds_shard_recover(struct kds_stream *, uint64_t shard,
+	    uint64_t *last_counter, struct kds_err *);
+
+/* utf8.c */
+long	kds_utf8_chars(const char *, size_t);	/* -1: invalid UTF-8 */
+
+/* base64.c */
+size_t	kds_base64_encoded_len(size_t);
+void	kds_base64_encode(char *out, const void *, size_t);
+int	kds_base64_decode(unsigned char *out, size_t *outlen, const char *,
+	    size_t);
+
+#endif

@@ -1,0 +1,176 @@
+/*
+ * kds.h: the public interface of libstream, Kinesis Data Streams over files.
+ *
+ * Model.  A stream is a directory.  Its hash key space [0, 2^128) is cut into
+ * shards; a record (partition key + data) goes to the open shard whose range
+ * holds MD5(partition key), or an explicit hash key.  Each shard is a
+ * directory of append-only segment files; every record in it gets the next
+ * sequence number of that shard and an arrival time.  The on-disk format is
+ * kds-stream(5); this header is its only door.
+ *
+ * Locking, the one order everything takes (kds-stream(5), LOCKING):
+ *   1. STREAM/lock              exclusive, only by whoever rewrites STREAM/meta
+ *   2. STREAM/SHARD/tail        exclusive, per shard, in ascending shard order
+ * Producers take only (2), one shard at a time, per batch.  Readers take no
+ * lock at all: they read only what a checksum proves complete.
+ *
+ * Calling sequence.
+ *   producer:  kds_stream_open -> kds_producer_new -> kds_producer_add ...
+ *              -> kds_producer_close -> kds_stream_close
+ *   consumer:  kds_stream_open -> kds_reader_open -> kds_reader_next ...
+ *              -> kds_reader_close -> kds_stream_close
+ * The boundary is records in, records out: a tool never sees a segment.
+ *
+ * Errors.  Every call that can fail returns -1 (or NULL) and fills the
+ * caller's struct kds_err with one line naming what and where, without the
+ * tool or stream name, which the caller prefixes.  Nothing here prints or exits.
+ */
+#ifndef KDS_H
+#define KDS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define KDS_VERSION		"0.1.0"
+#define KDS_MAX_RECORD		(1024 * 1024)	/* partition key + data, bytes */
+#define KDS_MAX_KEY_CHARS	256		/* partition key, UTF-8 characters */
+#define KDS_MAX_SHARDS		10000
+#define KDS_SHARD_ID_LEN	20		/* "shardId-" + 12 digits */
+#define KDS_SEQ_LEN		40		/* room for a sequence number + NUL */
+#define KDS_HASHKEY_LEN		40		/* 2^128-1 has 39 digits, + NUL */
+
+struct kds_err {
+	int	errnum;			/* errno of the cause, 0 when none */
+	char	msg[1024];
+};
+
+/* Results of kds_producer_add() beside 0 and -1. */
+#define KDS_BAD_RECORD		1	/* this record was refused; the stream is fine */
+
+enum kds_sync {
+	KDS_SYNC_EXIT,			/* fsync once, in kds_producer_close() */
+	KDS_SYNC_ALWAYS,		/* fsync each batch before it is acknowledged */
+	KDS_SYNC_NEVER			/* leave it to the kernel */
+};
+
+enum kds_iterator {
+	KDS_TRIM_HORIZON,
+	KDS_LATEST,
+	KDS_AT_SEQUENCE_NUMBER,
+	KDS_AFTER_SEQUENCE_NUMBER,
+	KDS_AT_TIMESTAMP
+};
+
+struct kds_create_opts {
+	unsigned	shards;
+	int64_t		retention_s;
+	uint64_t	segment_bytes;
+	int64_t		segment_age_s;
+};
+
+/*
+ * A record on its way in.  explicit_hash_key is NULL or a decimal string.
+ * spread: the user gave no partition key (key is a stand-in, such as the
+ * input number); the record goes round-robin over the open shards.
+ */
+struct kds_put_record {
+	const char	*key;
+	size_t		 keylen;
+	const void	*data;
+	size_t		 datalen;
+	const char	*explicit_hash_key;
+	int		 spread;
+};
+
+/*
+ * A record on its way out.  key and data point into the reader's buffer and
+ * stay valid until the next kds_reader_next() or kds_reader_close().
+ */
+struct kds_record {
+	const char	*key;
+	size_t		 keylen;
+	const char	*data;
+	size_t		 datalen;
+	uint64_t	 shard;		/* shard number */
+	uint64_t	 counter;	/* with shard, the sequence number */
+	int64_t		 arrival_ms;
+};
+
+/* An acknowledgement of a stored record, as PutRecord answers. */
+struct kds_ack {
+	char	shard_id[KDS_SHARD_ID_LEN + 1];
+	char	sequence[KDS_SEQ_LEN];
+};
+typedef void kds_ack_fn(void *arg, const struct kds_ack *ack);
+
+struct kds_iter_opts {
+	enum kds_iterator	 type;
+	const char		*sequence;	/* AT_ and AFTER_SEQUENCE_NUMBER */
+	int64_t			 timestamp_ms;	/* AT_TIMESTAMP */
+	const uint64_t		*shards;	/* NULL: every shard */
+	size_t			 nshards;
+};
+
+struct kds_stream;
+struct kds_producer;
+struct kds_reader;
+struct kds_format;
+
+/* stream.c */
+int	kds_stream_create(const char *path, const struct kds_create_opts *,
+	    struct kds_err *);
+struct kds_stream *kds_stream_open(const char *path, struct kds_err *);
+void	kds_stream_close(struct kds_stream *);
+size_t	kds_stream_shard_count(const struct kds_stream *);
+int	kds_stream_shard_lookup(const struct kds_stream *, const char *name,
+	    uint64_t *number, struct kds_err *);
+
+/* producer.c: records in.  ack is called in input order, after the record
+ * is written (and, with KDS_SYNC_ALWAYS, durable). */
+struct kds_producer *kds_producer_new(struct kds_stream *, enum kds_sync,
+	    kds_ack_fn *ack, void *ack_arg, struct kds_err *);
+int	kds_producer_add(struct kds_producer *, const struct kds_put_record *,
+	    struct kds_err *);
+int	kds_producer_flush(struct kds_producer *, struct kds_err *);
+int	kds_producer_pending(const struct kds_producer *);
+int	kds_producer_close(struct kds_producer *, struct kds_err *);
+
+/* reader.c: records out, merged over shards by arrival time. */
+struct kds_reader *kds_reader_open(struct kds_stream *,
+	    const struct kds_iter_opts *, struct kds_err *);
+int	kds_reader_next(struct kds_reader *, struct kds_record *,
+	    struct kds_err *);		/* 1 record, 0 end, -1 error */
+void	kds_reader_close(struct kds_reader *);
+
+/* format.c: writing records out. */
+struct kds_format *kds_format_new(const char *spec, struct kds_err *);
+struct kds_format *kds_format_builtin(const char *name, struct kds_err *);
+int	kds_format_write(FILE *, struct kds_format *, const char *stream,
+	    const struct kds_record *);
+void	kds_format_free(struct kds_format *);
+
+/* jsonl.c: one JSON object a line, as `aws kinesis put-records` takes them.
+ * The record points into scratch, which the caller owns and reuses. */
+struct kds_scratch {
+	char	*buf;
+	size_t	 cap;
+};
+int	kds_jsonl_parse(const char *line, size_t len, struct kds_put_record *,
+	    struct kds_scratch *, struct kds_err *);
+
+/* names.c, hashkey.c, parse.c, clock.c: small pieces tools need too. */
+void	kds_shard_id(uint64_t number, char out[KDS_SHARD_ID_LEN + 1]);
+int	kds_shard_id_parse(const char *s, uint64_t *number);
+void	kds_seq_format(uint64_t shard, uint64_t counter, char out[KDS_SEQ_LEN]);
+int	kds_seq_parse(const char *s, uint64_t *shard, uint64_t *counter);
+int	kds_hashkey_parse(const char *s, unsigned __int128 *);
+void	kds_hashkey_format(unsigned __int128, char out[KDS_HASHKEY_LEN]);
+unsigned __int128 kds_hashkey_of(const char *key, size_t len);
+int	kds_parse_duration(const char *s, int64_t *seconds);
+int	kds_parse_size(const char *s, uint64_t *bytes);
+int	kds_parse_time(const char *s, int64_t *ms);
+int	kds_parse_uint(const char *s, uint64_t max, uint64_t *v);
+int64_t	kds_now_ms(void);
+
+#endif

@@ -1,0 +1,657 @@
+/*
+ * reader.c: records out.  A shard reader walks a shard's segments with
+ * pread and takes no lock: it returns only frames whose checksum holds, and
+ * stops quietly at an incomplete last frame of the shard's last segment (a
+ * writer may be halfway through it).  Everything else that fails is
+ * corruption, reported with segment and offset.  Several shards are merged
+ * by (arrival time, shard number): a parent's records all arrive no later
+ * than its children's, so a parent is read out before its children.
+ */
+#define _GNU_SOURCE
+#include <sys/stat.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* Read-ahead per shard: large for speed, shared out so that memory stays
+ * bounded (4 MiB in all, at least 64 KiB a shard) whatever the shard count.
+ * A frame larger than this grows its shard's buffer to fit. */
+#define READ_BUDGET	(4 * 1024 * 1024)
+#define READ_CHUNK_MIN	(64 * 1024)
+#define READ_CHUNK_MAX	(1024 * 1024)
+
+struct shard_reader {
+	struct kds_stream	*st;
+	uint64_t		 shard;
+	int			 dirfd;
+	uint64_t		*segs;		/* first counters, ascending */
+	size_t			 nsegs, cur;
+	int			 segfd;
+	struct kds_seg_header	 hdr;
+	char			 segname[KDS_SHARD_ID_LEN + 1 + 64];
+	uint64_t		 off;		/* next frame */
+	uint64_t		 expect;	/* its counter */
+	int64_t			 prev_arrival;
+	int64_t			 floor_ms;	/* retention: skip older */
+	unsigned char		*buf;
+	size_t			 cap, len, chunk;
+	uint64_t		 buf_off;	/* file offset of buf[0] */
+	int			 eof;		/* buf reaches the file's end */
+	struct kds_frame	 f;		/* the frame at off, once read */
+};
+
+struct kds_reader {
+	struct kds_stream	 *st;
+	struct shard_reader	**shards;
+	size_t			  n;
+	size_t			 *heap;		/* indices into shards */
+	size_t			  nheap;
+	ssize_t			  last;		/* to re-read before the next */
+};
+
+static void
+set_segname(struct shard_reader *r, uint64_t counter)
+{
+	char id[KDS_SHARD_ID_LEN + 1], seg[64];
+
+	kds_shard_id(r->shard, id);
+	kds_seg_name(r->shard, counter, ".seg", seg, sizeof(seg));
+	snprintf(r->segname, sizeof(r->segname), "%s/%s", id, seg);
+}
+
+static int
+corrupt(struct shard_reader *r, uint64_t off, const char *why,
+    struct kds_err *e)
+{
+	return kds_fail(e, 0, "%s: offset %llu: %s", r->segname,
+	    (unsigned long long)off, why);
+}
+
+static int
+relist(struct shard_reader *r, struct kds_err *e)
+{
+	uint64_t *segs;
+	size_t n;
+
+	if (kds_seg_list(r->dirfd, r->shard, &segs, &n, e) == -1)
+		return -1;
+	free(r->segs);
+	r->segs = segs;
+	r->nsegs = n;
+	return 0;
+}
+
+/* Open segment i at its first frame.  0, 1 when it has gone (expired). */
+static int
+open_seg(struct shard_reader *r, size_t i, struct kds_err *e)
+{
+	unsigned char h[SEG_HEADER_LEN];
+	char name[64];
+	ssize_t n;
+
+	if (r->segfd != -1)
+		close(r->segfd);
+	r->cur = i;
+	r->len = 0;
+	r->eof = 0;
+	set_segname(r, r->segs[i]);
+	kds_seg_name(r->shard, r->segs[i], ".seg", name, sizeof(name));
+	r->segfd = openat(r->dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (r->segfd == -1 && errno == ENOENT)
+		return 1;
+	if (r->segfd == -1)
+		return kds_fail_errno(e, "%s", r->segname);
+	n = pread(r->segfd, h, sizeof(h), 0);
+	if (n == -1)
+		return kds_fail_errno(e, "%s: read", r->segname);
+	if (n != SEG_HEADER_LEN || kds_seg_header_decode(h, &r->hdr) == -1 ||
+	    r->hdr.shard != r->shard || r->hdr.first_counter != r->segs[i])
+		return corrupt(r, 0, "bad segment header", e);
+	r->off = SEG_HEADER_LEN;
+	r->expect = r->segs[i];
+	return 0;
+}
+
+static int open_at(struct shard_reader *, size_t, struct kds_err *);
+
+/* Fill buf from off; want: bytes wanted from off. */
+static int
+fill(struct shard_reader *r, size_t want, struct kds_err *e)
+{
+	if (want > r->cap) {
+		size_t nc = r->cap;
+		unsigned char *nb;
+
+		while (nc < want)
+			nc *= 2;
+		if ((nb = realloc(r->buf, nc)) == NULL)
+			return kds_fail_errno(e, "%s", r->segname);
+		r->buf = nb;
+		r->cap = nc;
+	}
+	r->buf_off = r->off;
+	r->len = 0;
+	r->eof = 0;
+	while (r->len < r->cap) {
+		ssize_t n = pread(r->segfd, r->buf + r->len, r->cap - r->len,
+		    (off_t)(r->buf_off + r->len));
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return kds_fail_errno(e, "%s: read", r->segname);
+		if (n == 0) {
+			r->eof = 1;
+			break;
+		}
+		r->len += (size_t)n;
+		if (r->len >= want)
+			break;
+	}
+	return 0;
+}
+
+/*
+ * The frame at off did not decode.  On the last segment of the shard it
+ * may be the end of the data for now, or a torn tail: both are "no more".
+ * Returns 0 (no more), 2 (moved on to another segment: try again) or -1.
+ */
+static int
+at_end(struct shard_reader *r, enum frame_status fs, const char *why,
+    struct kds_err *e)
+{
+	struct stat sb;
+	int torn;
+
+	if (r->cur + 1 >= r->nsegs) {
+		size_t had = r->nsegs;
+
+		if (relist(r, e) == -1)
+			return -1;
+		if (r->nsegs > had || (r->cur < r->nsegs &&
+		    r->segs[r->cur] != r->hdr.first_counter)) {
+			/* A roll (or expiry) happened: the segment we are in
+			 * may have grown before it was sealed; look again. */
+			for (size_t i = 0; i < r->nsegs; i++) {
+				if (r->segs[i] == r->hdr.first_counter) {
+					r->cur = i;
+					r->len = 0;
+					return 2;
+				}
+			}
+			return corrupt(r, r->off, "segment removed while "
+			    "being read", e);
+		}
+		if (fstat(r->segfd, &sb) == -1)
+			return kds_fail_errno(e, "%s", r->segname);
+		if ((uint64_t)sb.st_size == r->off)
+			return 0;
+		if ((uint64_t)sb.st_size > r->buf_off + r->len) {
+			r->len = 0;	/* it grew meanwhile: read again */
+			return 2;
+		}
+		torn = kds_tail_is_torn(r->segfd, r->off, (uint64_t)sb.st_size,
+		    r->hdr.salt, e);
+		if (torn == -1)
+			return -1;
+		if (torn)
+			return 0;
+		return corrupt(r, r->off, fs == FRAME_BAD ? why :
+		    "bad frame length", e);
+	}
+	/* A sealed segment ends exactly on a frame boundary. */
+	if (fs == FRAME_INCOMPLETE && r->eof && r->off == r->buf_off + r->len) {
+		int64_t prev = r->prev_arrival;
+		uint64_t expect = r->expect;
+		int rc = open_seg(r, r->cur + 1, e);
+
+		if (rc == 1)		/* we fell behind kds-expire */
+			return open_at(r, 0, e) == -1 ? -1 : 2;
+		if (rc == -1)
+			return -1;
+		r->prev_arrival = prev;
+		if (r->hdr.first_counter != expect)
+			return corrupt(r, 0, "first sequence number does not "
+			    "follow the previous segment", e);
+		return 2;
+	}
+	return corrupt(r, r->off, fs == FRAME_BAD ? why : "truncated frame", e);
+}
+
+/* Decode the frame at off into r->f.  1 frame, 0 no more, -1 error. */
+static int
+peek(struct shard_reader *r, struct kds_err *e)
+{
+	for (;;) {
+		const char *why = NULL;
+		enum frame_status fs;
+		size_t avail;
+		int rc;
+
+		if (r->off < r->buf_off || r->off > r->buf_off + r->len) {
+			r->buf_off = r->off;
+			r->len = 0;
+			r->eof = 0;
+		}
+		avail = r->buf_off + r->len - r->off;
+		fs = kds_frame_decode(r->buf + (r->off - r->buf_off), avail,
+		    r->hdr.salt, &r->f, &why);
+		if (fs == FRAME_INCOMPLETE && !r->eof) {
+			size_t want = FRAME_HEADER_LEN;
+
+			if (avail >= 12)
+				want = get_le32(r->buf + (r->off - r->buf_off) + 8);
+			if (fill(r, want < r->chunk ? r->chunk : want, e) == -1)
+				return -1;
+			continue;
+		}
+		if (fs == FRAME_OK && r->f.counter != r->expect)
+			return corrupt(r, r->off, "sequence number out of order", e);
+		if (fs == FRAME_OK && r->f.arrival_ms < r->prev_arrival)
+			return corrupt(r, r->off, "arrival time goes back", e);
+		if (fs == FRAME_OK)
+			return 1;
+		if ((rc = at_end(r, fs, why, e)) != 2)
+			return rc;
+		/* at_end moved on, or the file grew: read afresh. */
+		r->buf_off = r->off;
+		r->len = 0;
+		r->eof = 0;
+	}
+}
+
+static void
+advance(struct shard_reader *r)
+{
+	r->off += r->f.len;
+	r->expect = r->f.counter + 1;
+	r->prev_arrival = r->f.arrival_ms;
+}
+
+/* 1 with r->f at the next record not older than the floor, 0, -1. */
+static int
+next_frame(struct shard_reader *r, struct kds_err *e)
+{
+	int rc;
+
+	while ((rc = peek(r, e)) == 1 && r->f.arrival_ms < r->floor_ms)
+		advance(r);
+	return rc;
+}
+
+/* Start at index entry ie of the current segment, if it checks out. */
+static void
+start_at_entry(struct shard_reader *r, const struct kds_index_entry *ie,
+    struct kds_err *e)
+{
+	uint64_t off = r->off, expect = r->expect;
+	int64_t prev = r->prev_arrival;
+
+	r->off = ie->offset;
+	r->expect = ie->counter;
+	r->prev_arrival = ie->arrival_ms;
+	r->len = 0;
+	r->eof = 0;
+	if (peek(r, e) == 1 && r->f.counter == ie->counter &&
+	    r->f.arrival_ms == ie->arrival_ms && r->hdr.first_counter ==
+	    r->segs[r->cur])
+		return;
+	/* A stale entry: the segment itself is the truth. */
+	r->off = off;
+	r->expect = expect;
+	r->prev_arrival = prev;
+	r->len = 0;
+	r->eof = 0;
+}
+
+static int
+open_at(struct shard_reader *r, size_t i, struct kds_err *e)
+{
+	int rc = open_seg(r, i, e);
+
+	if (rc == 1) {
+		/* Expired between the listing and the open: list again. */
+		if (relist(r, e) == -1)
+			return -1;
+		if (r->nsegs == 0)
+			return corrupt(r, 0, "no segment", e);
+		rc = open_seg(r, 0, e);
+	}
+	r->prev_arrival = INT64_MIN;
+	return rc == 1 ? corrupt(r, 0, "segment vanished", e) : rc;
+}
+
+static int
+seek_counter(struct shard_reader *r, uint64_t counter, struct kds_err *e)
+{
+	struct kds_index_entry *ix;
+	size_t lo = 0, hi = r->nsegs, nix, k;
+	int rc;
+
+	while (lo < hi) {		/* last segment starting <= counter */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (r->segs[mid] <= counter)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (open_at(r, lo == 0 ? 0 : lo - 1, e) == -1)
+		return -1;
+	kds_index_load(r->dirfd, r->segname + KDS_SHARD_ID_LEN + 1, &ix, &nix);
+	if ((k = kds_index_find_counter(ix, nix, counter)) < nix)
+		start_at_entry(r, &ix[k], e);
+	free(ix);
+	while ((rc = peek(r, e)) == 1 && r->f.counter < counter)
+		advance(r);
+	return rc == -1 ? -1 : 0;
+}
+
+/* The arrival time of segment i's first frame; INT64_MAX when empty. */
+static int
+first_arrival(struct shard_reader *r, size_t i, int64_t *ms,
+    struct kds_err *e)
+{
+	int rc;
+
+	if ((rc = open_at(r, i, e)) == -1)
+		return -1;
+	if (r->cur != i) {
+		*ms = INT64_MIN;
+		return 0;
+	}
+	if ((rc = peek(r, e)) == -1)
+		return -1;
+	*ms = rc == 1 && r->cur == i ? r->f.arrival_ms : INT64_MAX;
+	return 0;
+}
+
+static int
+seek_time(struct shard_reader *r, int64_t ms, struct kds_err *e)
+{
+	struct kds_index_entry *ix;
+	size_t lo = 0, hi = r->nsegs, nix, k;
+	int64_t t;
+	int rc;
+
+	while (lo < hi) {		/* last segment whose first is < ms */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (first_arrival(r, mid, &t, e) == -1)
+			return -1;
+		if (t < ms)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (open_at(r, lo == 0 ? 0 : lo - 1, e) == -1)
+		return -1;
+	kds_index_load(r->dirfd, r->segname + KDS_SHARD_ID_LEN + 1, &ix, &nix);
+	if ((k = kds_index_find_time(ix, nix, ms)) < nix)
+		start_at_entry(r, &ix[k], e);
+	free(ix);
+	while ((rc = peek(r, e)) == 1 && r->f.arrival_ms < ms)
+		advance(r);
+	return rc == -1 ? -1 : 0;
+}
+
+static int
+seek_latest(struct shard_reader *r, struct kds_err *e)
+{
+	struct kds_index_entry *ix;
+	size_t nix;
+	int rc;
+
+	if (open_at(r, r->nsegs - 1, e) == -1)
+		return -1;
+	kds_index_load(r->dirfd, r->segname + KDS_SHARD_ID_LEN + 1, &ix, &nix);
+	if (nix > 0)
+		start_at_entry(r, &ix[nix - 1], e);
+	free(ix);
+	while ((rc = peek(r, e)) == 1)
+		advance(r);
+	return rc;
+}
+
+static void
+shard_reader_free(struct shard_reader *r)
+{
+	if (r == NULL)
+		return;
+	if (r->segfd != -1)
+		close(r->segfd);
+	if (r->dirfd != -1)
+		close(r->dirfd);
+	free(r->segs);
+	free(r->buf);
+	free(r);
+}
+
+static struct shard_reader *
+shard_reader_open(struct kds_stream *st, uint64_t shard,
+    const struct kds_iter_opts *o, uint64_t seq_counter, size_t chunk,
+    struct kds_err *e)
+{
+	struct shard_reader *r;
+	int64_t floor_ms = kds_now_ms() - st->meta.retention_s * 1000;
+	int rc = -1;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL ||
+	    (r->buf = malloc(chunk)) == NULL) {
+		free(r);
+		kds_fail_errno(e, "reader");
+		return NULL;
+	}
+	r->st = st;
+	r->shard = shard;
+	r->cap = r->chunk = chunk;
+	r->segfd = -1;
+	r->floor_ms = floor_ms;
+	set_segname(r, 1);
+	if ((r->dirfd = kds_shard_dir_open(st, shard, e)) == -1)
+		goto out;
+	if (relist(r, e) == -1)
+		goto out;
+	if (r->nsegs == 0) {
+		kds_fail(e, 0, "%.*s: no segment", KDS_SHARD_ID_LEN, r->segname);
+		goto out;
+	}
+	switch (o->type) {
+	case KDS_TRIM_HORIZON:
+		rc = seek_time(r, floor_ms, e);
+		break;
+	case KDS_LATEST:
+		rc = seek_latest(r, e);
+		break;
+	case KDS_AT_TIMESTAMP:
+		rc = seek_time(r, o->timestamp_ms > floor_ms ? o->timestamp_ms :
+		    floor_ms, e);
+		break;
+	case KDS_AT_SEQUENCE_NUMBER:
+		rc = seek_counter(r, seq_counter, e);
+		break;
+	case KDS_AFTER_SEQUENCE_NUMBER:
+		rc = seek_counter(r, seq_counter + 1, e);
+		break;
+	}
+out:
+	if (rc == -1) {
+		shard_reader_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+static int
+before(const struct kds_reader *rd, size_t a, size_t b)
+{
+	const struct shard_reader *x = rd->shards[a], *y = rd->shards[b];
+
+	if (x->f.arrival_ms != y->f.arrival_ms)
+		return x->f.arrival_ms < y->f.arrival_ms;
+	return x->shard < y->shard;
+}
+
+static void
+heap_push(struct kds_reader *rd, size_t s)
+{
+	size_t i = rd->nheap++;
+
+	rd->heap[i] = s;
+	while (i > 0) {
+		size_t up = (i - 1) / 2;
+
+		if (!before(rd, rd->heap[i], rd->heap[up]))
+			break;
+		rd->heap[i] = rd->heap[up];
+		rd->heap[up] = s;
+		i = up;
+	}
+}
+
+static size_t
+heap_pop(struct kds_reader *rd)
+{
+	size_t top = rd->heap[0], i = 0;
+
+	rd->heap[0] = rd->heap[--rd->nheap];
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i, t;
+
+		if (l < rd->nheap && before(rd, rd->heap[l], rd->heap[m]))
+			m = l;
+		if (r < rd->nheap && before(rd, rd->heap[r], rd->heap[m]))
+			m = r;
+		if (m == i)
+			break;
+		t = rd->heap[i];
+		rd->heap[i] = rd->heap[m];
+		rd->heap[m] = t;
+		i = m;
+	}
+	return top;
+}
+
+struct kds_reader *
+kds_reader_open(struct kds_stream *st, const struct kds_iter_opts *o,
+    struct kds_err *e)
+{
+	const struct kds_meta *m = &st->meta;
+	struct kds_reader *rd;
+	uint64_t seq_shard = 0, seq_counter = 0;
+	int by_seq = o->type == KDS_AT_SEQUENCE_NUMBER ||
+	    o->type == KDS_AFTER_SEQUENCE_NUMBER;
+	size_t want = o->shards ? o->nshards : m->nshards, chunk;
+
+	if (by_seq) {
+		if (o->sequence == NULL ||
+		    kds_seq_parse(o->sequence, &seq_shard, &seq_counter) == -1) {
+			kds_fail(e, EINVAL, "bad sequence number '%.64s'",
+			    o->sequence ? o->sequence : "");
+			return NULL;
+		}
+		if (kds_stream_shard(st, seq_shard) == NULL) {
+			char id[KDS_SHARD_ID_LEN + 1];
+
+			kds_shard_id(seq_shard, id);
+			kds_fail(e, ENOENT, "sequence number %s: no shard %s",
+			    o->sequence, id);
+			return NULL;
+		}
+		for (size_t i = 0; o->shards && i < o->nshards; i++) {
+			if (o->shards[i] != seq_shard) {
+				kds_fail(e, EINVAL, "sequence number %s is not "
+				    "of the shards asked for", o->sequence);
+				return NULL;
+			}
+		}
+		want = 1;	/* a sequence number names its shard */
+	}
+	if ((rd = calloc(1, sizeof(*rd))) == NULL ||
+	    (rd->shards = calloc(want, sizeof(*rd->shards))) == NULL ||
+	    (rd->heap = calloc(want, sizeof(*rd->heap))) == NULL) {
+		if (rd)
+			free(rd->shards);
+		free(rd);
+		kds_fail_errno(e, "reader");
+		return NULL;
+	}
+	rd->st = st;
+	rd->last = -1;
+	chunk = READ_BUDGET / want;
+	chunk = chunk < READ_CHUNK_MIN ? READ_CHUNK_MIN : chunk > READ_CHUNK_MAX ?
+	    READ_CHUNK_MAX : chunk;
+	for (size_t i = 0; i < want; i++) {
+		uint64_t shard = by_seq ? seq_shard : o->shards ? o->shards[i] :
+		    m->shards[i].number;
+		struct shard_reader *r;
+		int rc;
+
+		if ((r = shard_reader_open(st, shard, o, seq_counter, chunk,
+		    e)) == NULL)
+			goto fail;
+		rd->shards[rd->n++] = r;
+		if ((rc = next_frame(r, e)) == -1)
+			goto fail;
+		if (rc == 1)
+			heap_push(rd, rd->n - 1);
+	}
+	return rd;
+fail:
+	kds_reader_close(rd);
+	return NULL;
+}
+
+int
+kds_reader_next(struct kds_reader *rd, struct kds_record *rec,
+    struct kds_err *e)
+{
+	struct shard_reader *r;
+	size_t s;
+
+	if (rd->last >= 0) {
+		int rc = next_frame(rd->shards[rd->last], e);
+
+		if (rc == -1)
+			return -1;
+		s = (size_t)rd->last;
+		rd->last = -1;
+		/* Runs of one shard (a batch shares its arrival time) skip
+		 * the heap: still first, it is simply next. */
+		if (rc == 1 && (rd->nheap == 0 || before(rd, s, rd->heap[0])))
+			goto take;
+		if (rc == 1)
+			heap_push(rd, s);
+	}
+	if (rd->nheap == 0)
+		return 0;
+	s = heap_pop(rd);
+take:
+	r = rd->shards[s];
+	rec->key = (const char *)r->f.key;
+	rec->keylen = r->f.keylen;
+	rec->data = (const char *)r->f.data;
+	rec->datalen = r->f.datalen;
+	rec->shard = r->shard;
+	rec->counter = r->f.counter;
+	rec->arrival_ms = r->f.arrival_ms;
+	advance(r);		/* r->buf is untouched until the next peek */
+	rd->last = (ssize_t)s;
+	return 1;
+}
+
+void
+kds_reader_close(struct kds_reader *rd)
+{
+	if (rd == NULL)
+		return;
+	for (size_t i = 0; i < rd->n; i++)
+		shard_reader_free(rd->shards[i]);
+	free(rd->shards);
+	free(rd->heap);
+	free(rd);
+}

@@ -1,0 +1,155 @@
+/*
+ * segment.c: segment files, named by the sequence number of their first
+ * record so that ls sorts them, each opening with a checksummed header
+ * (kds-stream(5), SEGMENTS).
+ */
+#define _GNU_SOURCE
+#include <sys/random.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+void
+kds_seg_name(uint64_t shard, uint64_t counter, const char *suffix, char *out,
+    size_t n)
+{
+	char seq[KDS_SEQ_LEN];
+
+	kds_seq_format(shard, counter, seq);
+	snprintf(out, n, "%s%s", seq, suffix);
+}
+
+int
+kds_seg_header_encode(unsigned char p[SEG_HEADER_LEN],
+    const struct kds_seg_header *h)
+{
+	memcpy(p, SEG_MAGIC, 6);
+	put_le16(p + 6, KDS_FORMAT_VERSION);
+	put_le64(p + 8, h->shard);
+	put_le64(p + 16, h->first_counter);
+	put_le64(p + 24, (uint64_t)h->created_ms);
+	put_le64(p + 32, h->salt);
+	put_le64(p + 40, kds_checksum(p, 40, 0));
+	return 0;
+}
+
+/* 0, or -1 when the bytes are not a header of this format version. */
+int
+kds_seg_header_decode(const unsigned char p[SEG_HEADER_LEN],
+    struct kds_seg_header *h)
+{
+	if (memcmp(p, SEG_MAGIC, 6) != 0 ||
+	    get_le16(p + 6) != KDS_FORMAT_VERSION ||
+	    get_le64(p + 40) != kds_checksum(p, 40, 0))
+		return -1;
+	h->shard = get_le64(p + 8);
+	h->first_counter = get_le64(p + 16);
+	h->created_ms = (int64_t)get_le64(p + 24);
+	h->salt = get_le64(p + 32);
+	return 0;
+}
+
+/*
+ * Create SEQ.seg holding only its header; returns its descriptor, open for
+ * appending.  The caller holds the shard lock; O_EXCL makes a leftover of
+ * an interrupted roll an error rather than something silently reused.
+ */
+int
+kds_seg_create(int dirfd, uint64_t shard, uint64_t counter,
+    int64_t created_ms, struct kds_seg_header *h, struct kds_err *e)
+{
+	unsigned char buf[SEG_HEADER_LEN];
+	char name[64];
+	int fd;
+
+	kds_seg_name(shard, counter, ".seg", name, sizeof(name));
+	h->shard = shard;
+	h->first_counter = counter;
+	h->created_ms = created_ms;
+	if (getrandom(&h->salt, sizeof(h->salt), 0) != sizeof(h->salt))
+		return kds_fail_errno(e, "%s: getrandom", name);
+	kds_seg_header_encode(buf, h);
+	fd = openat(dirfd, name, O_WRONLY | O_APPEND | O_CREAT | O_EXCL |
+	    O_NOFOLLOW | O_CLOEXEC, 0666);
+	if (fd == -1)
+		return kds_fail_errno(e, "%s", name);
+	if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf)) {
+		if (errno == 0)
+			errno = ENOSPC;
+		kds_fail_errno(e, "%s: write", name);
+		close(fd);
+		unlinkat(dirfd, name, 0);
+		return -1;
+	}
+	return fd;
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The first counters of the shard's segments, ascending.  Other files are
+ * passed over; a segment of another shard in this directory is an error. */
+int
+kds_seg_list(int dirfd, uint64_t shard, uint64_t **out, size_t *nout,
+    struct kds_err *e)
+{
+	uint64_t *v = NULL, sh, counter;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	DIR *d;
+	int fd;
+
+	if ((fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return kds_fail_errno(e, "opendir");
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return kds_fail_errno(e, "opendir");
+	}
+	while ((errno = 0, de = readdir(d)) != NULL) {
+		char seq[KDS_SEQ_LEN];
+		size_t len = strlen(de->d_name);
+
+		if (len < 5 || len - 4 >= sizeof(seq) ||
+		    strcmp(de->d_name + len - 4, ".seg") != 0)
+			continue;
+		memcpy(seq, de->d_name, len - 4);
+		seq[len - 4] = '\0';
+		if (kds_seq_parse(seq, &sh, &counter) == -1 || sh != shard) {
+			kds_fail(e, 0, "%s: not a segment of this shard",
+			    de->d_name);
+			goto fail;
+		}
+		if (n == cap) {
+			uint64_t *nv;
+
+			cap = cap ? cap * 2 : 16;
+			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL)
+				goto fail_errno;
+			v = nv;
+		}
+		v[n++] = counter;
+	}
+	if (errno != 0)
+		goto fail_errno;
+	closedir(d);
+	qsort(v, n, sizeof(*v), cmp_u64);
+	*out = v;
+	*nout = n;
+	return 0;
+fail_errno:
+	kds_fail_errno(e, "readdir");
+fail:
+	closedir(d);
+	free(v);
+	return -1;
+}

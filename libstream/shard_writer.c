@@ -1,0 +1,636 @@
+/*
+ * shard_writer.c: appending batches of records to one shard.
+ *
+ * Every append happens under the shard's lock (flock on STREAM/SHARD/tail),
+ * one batch at a time: counters and arrival times are given out under the
+ * lock, the batch goes to the segment in one write(2), then its index
+ * entries in one more, then the tail file says where the shard now ends.
+ * The tail file is a hint that saves a scan: when it does not agree with
+ * the segment, the writer walks the frames after the last good point and
+ * repairs a torn tail (kds-stream(5), CRASH RECOVERY).
+ */
+#define _GNU_SOURCE
+#include <sys/stat.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+struct tail_state {
+	uint64_t	seg_first;	/* first counter of the active segment */
+	uint64_t	end;		/* valid bytes of the active segment */
+	uint64_t	last_counter;	/* 0: the shard holds no record yet */
+	int64_t		last_arrival;
+	uint64_t	last_frame_off;	/* 0: the segment holds no frame */
+};
+
+struct kds_shard_writer {
+	struct kds_stream	*st;
+	uint64_t		 shard;
+	enum kds_sync		 sync;
+	int			 dirfd;		/* STREAM/SHARD */
+	int			 tailfd;	/* the lock, and the tail state */
+	int			 segfd;		/* active segment, O_APPEND */
+	int			 idxfd;
+	int			 dirty;		/* written since the last fsync */
+	struct kds_seg_header	 hdr;
+	struct tail_state	 t;
+	char			 segname[KDS_SHARD_ID_LEN + 1 + 64];
+};
+
+static void
+tail_encode(unsigned char p[TAIL_LEN], const struct tail_state *t)
+{
+	memset(p, 0, TAIL_LEN);
+	memcpy(p, TAIL_MAGIC, 8);
+	put_le64(p + 8, t->seg_first);
+	put_le64(p + 16, t->end);
+	put_le64(p + 24, t->last_counter);
+	put_le64(p + 32, (uint64_t)t->last_arrival);
+	put_le64(p + 40, t->last_frame_off);
+	put_le64(p + 56, kds_checksum(p, 56, 0));
+}
+
+static int
+tail_decode(const unsigned char p[TAIL_LEN], struct tail_state *t)
+{
+	if (memcmp(p, TAIL_MAGIC, 8) != 0 ||
+	    get_le64(p + 56) != kds_checksum(p, 56, 0))
+		return -1;
+	t->seg_first = get_le64(p + 8);
+	t->end = get_le64(p + 16);
+	t->last_counter = get_le64(p + 24);
+	t->last_arrival = (int64_t)get_le64(p + 32);
+	t->last_frame_off = get_le64(p + 40);
+	if (t->end < SEG_HEADER_LEN || t->seg_first == 0 ||
+	    t->last_counter + 1 < t->seg_first)
+		return -1;
+	return 0;
+}
+
+int
+kds_shard_init(int sdirfd, uint64_t shard, int64_t created_ms,
+    struct kds_err *e)
+{
+	char id[KDS_SHARD_ID_LEN + 1];
+	unsigned char buf[TAIL_LEN];
+	struct kds_seg_header h;
+	struct tail_state t = { 1, SEG_HEADER_LEN, 0, created_ms, 0 };
+	int dfd, fd;
+
+	kds_shard_id(shard, id);
+	if (mkdirat(sdirfd, id, 0777) == -1)
+		return kds_fail_errno(e, "%s", id);
+	if ((dfd = openat(sdirfd, id, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return kds_fail_errno(e, "%s", id);
+	if ((fd = kds_seg_create(dfd, shard, 1, created_ms, &h, e)) == -1)
+		goto fail;
+	if (fsync(fd) == -1) {
+		close(fd);
+		kds_fail_errno(e, "%s: fsync", id);
+		goto fail;
+	}
+	close(fd);
+	tail_encode(buf, &t);
+	fd = openat(dfd, "tail", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	if (fd == -1 || write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf) ||
+	    fsync(fd) == -1) {
+		if (errno == 0)
+			errno = ENOSPC;
+		kds_fail_errno(e, "%s/tail", id);
+		if (fd != -1)
+			close(fd);
+		goto fail;
+	}
+	close(fd);
+	if (kds_fsync_dir(dfd, id, e) == -1)
+		goto fail;
+	close(dfd);
+	return 0;
+fail:
+	close(dfd);
+	return -1;
+}
+
+/* Messages name the segment as SHARD/SEQ.seg, from the stream's top. */
+static void
+set_segname(struct kds_shard_writer *w, uint64_t counter)
+{
+	char id[KDS_SHARD_ID_LEN + 1], seg[64];
+
+	kds_shard_id(w->shard, id);
+	kds_seg_name(w->shard, counter, ".seg", seg, sizeof(seg));
+	snprintf(w->segname, sizeof(w->segname), "%s/%s", id, seg);
+}
+
+struct kds_shard_writer *
+kds_shard_writer_new(struct kds_stream *st, uint64_t shard,
+    enum kds_sync sync, struct kds_err *e)
+{
+	struct kds_shard_writer *w;
+	char id[KDS_SHARD_ID_LEN + 1];
+
+	if ((w = calloc(1, sizeof(*w))) == NULL) {
+		kds_fail_errno(e, "writer");
+		return NULL;
+	}
+	w->st = st;
+	w->shard = shard;
+	w->sync = sync;
+	w->segfd = w->idxfd = w->tailfd = -1;
+	kds_shard_id(shard, id);
+	if ((w->dirfd = kds_shard_dir_open(st, shard, e)) == -1) {
+		free(w);
+		return NULL;
+	}
+	w->tailfd = openat(w->dirfd, "tail", O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (w->tailfd == -1) {
+		kds_fail_errno(e, "%s/tail", id);
+		kds_shard_writer_free(w);
+		return NULL;
+	}
+	return w;
+}
+
+static int
+sync_segment(struct kds_shard_writer *w, struct kds_err *e)
+{
+	if (!w->dirty || w->segfd == -1 || w->sync == KDS_SYNC_NEVER)
+		return 0;
+	if (fdatasync(w->segfd) == -1)
+		return kds_fail_errno(e, "%s: fsync", w->segname);
+	w->dirty = 0;
+	return 0;
+}
+
+static void
+close_segment(struct kds_shard_writer *w)
+{
+	if (w->segfd != -1)
+		close(w->segfd);
+	if (w->idxfd != -1)
+		close(w->idxfd);
+	w->segfd = w->idxfd = -1;
+}
+
+/* Open segment `counter` for appending and check its header. */
+static int
+open_segment(struct kds_shard_writer *w, uint64_t counter, struct kds_err *e)
+{
+	unsigned char buf[SEG_HEADER_LEN];
+	char name[64];
+	ssize_t n;
+
+	close_segment(w);
+	set_segname(w, counter);
+	kds_seg_name(w->shard, counter, ".seg", name, sizeof(name));
+	w->segfd = openat(w->dirfd, name, O_RDWR | O_APPEND | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (w->segfd == -1)
+		return kds_fail_errno(e, "%s", w->segname);
+	n = pread(w->segfd, buf, sizeof(buf), 0);
+	if (n == -1)
+		return kds_fail_errno(e, "%s: read", w->segname);
+	if (n != SEG_HEADER_LEN || kds_seg_header_decode(buf, &w->hdr) == -1 ||
+	    w->hdr.shard != w->shard || w->hdr.first_counter != counter)
+		return kds_fail(e, 0, "%s: offset 0: bad segment header",
+		    w->segname);
+	kds_seg_name(w->shard, counter, ".idx", name, sizeof(name));
+	w->idxfd = openat(w->dirfd, name, O_WRONLY | O_APPEND | O_CREAT |
+	    O_NOFOLLOW | O_CLOEXEC, 0666);
+	/* No index is a slower seek, not an error: it is a cache. */
+	return 0;
+}
+
+static void
+index_append(struct kds_shard_writer *w, const unsigned char *buf, size_t n)
+{
+	struct stat sb;
+
+	if (w->idxfd == -1 || n == 0)
+		return;
+	/* A short write by a crashed writer would shift every later entry. */
+	if (fstat(w->idxfd, &sb) == 0 && sb.st_size % INDEX_ENTRY_LEN != 0 &&
+	    ftruncate(w->idxfd, sb.st_size / INDEX_ENTRY_LEN *
+	    INDEX_ENTRY_LEN) == -1)
+		return;
+	if (write(w->idxfd, buf, n) != (ssize_t)n && fstat(w->idxfd, &sb) == 0)
+		(void)!ftruncate(w->idxfd, sb.st_size / INDEX_ENTRY_LEN *
+		    INDEX_ENTRY_LEN);
+}
+
+static int
+needs_entry(uint64_t prev_off, uint64_t off)
+{
+	return prev_off == 0 || off / INDEX_INTERVAL != prev_off / INDEX_INTERVAL;
+}
+
+/*
+ * Walk the frames of the active segment from w->t (a frame boundary that
+ * checks out) to EOF, re-indexing what the index lacks.  At the first frame
+ * that does not decode, cut a torn tail or report corruption.
+ */
+static int
+walk_to_end(struct kds_shard_writer *w, struct kds_err *e)
+{
+	size_t cap = 2 * (size_t)FRAME_MAX_LEN, have = 0;
+	unsigned char *buf, idx[64 * INDEX_ENTRY_LEN];
+	uint64_t base = w->t.end, size;
+	size_t nidx = 0;
+	struct stat sb;
+	int rc = -1;
+
+	if (fstat(w->segfd, &sb) == -1)
+		return kds_fail_errno(e, "%s", w->segname);
+	size = (uint64_t)sb.st_size;
+	if ((buf = malloc(cap)) == NULL)
+		return kds_fail_errno(e, "%s", w->segname);
+	for (;;) {
+		struct kds_frame f;
+		const char *why = "bad frame length";
+		enum frame_status fs;
+		uint64_t off = w->t.end;
+
+		if (off >= size)
+			break;
+		if (off + FRAME_MAX_LEN > base + have && base + have < size) {
+			ssize_t n;
+
+			base = off;
+			have = 0;
+			while (have < cap && base + have < size) {
+				n = pread(w->segfd, buf + have, cap - have,
+				    (off_t)(base + have));
+				if (n == -1 && errno == EINTR)
+					continue;
+				if (n == -1) {
+					kds_fail_errno(e, "%s: read", w->segname);
+					goto out;
+				}
+				if (n == 0)
+					break;
+				have += (size_t)n;
+			}
+		}
+		fs = kds_frame_decode(buf + (off - base), have - (off - base),
+		    w->hdr.salt, &f, &why);
+		if (fs == FRAME_OK && f.counter != w->t.last_counter + 1) {
+			fs = FRAME_BAD;
+			why = "sequence number out of order";
+		} else if (fs == FRAME_OK && f.arrival_ms < w->t.last_arrival &&
+		    w->t.last_frame_off != 0) {
+			fs = FRAME_BAD;
+			why = "arrival time goes back";
+		}
+		if (fs != FRAME_OK) {
+			int torn = kds_tail_is_torn(w->segfd, off, size,
+			    w->hdr.salt, e);
+
+			if (torn == -1)
+				goto out;
+			if (!torn) {
+				kds_fail(e, 0, "%s: offset %llu: %s", w->segname,
+				    (unsigned long long)off, why);
+				goto out;
+			}
+			if (ftruncate(w->segfd, (off_t)off) == -1) {
+				kds_fail_errno(e, "%s: truncate", w->segname);
+				goto out;
+			}
+			break;
+		}
+		if (needs_entry(w->t.last_frame_off, off)) {
+			struct kds_index_entry ie = { f.counter, f.arrival_ms, off };
+
+			if (nidx == 64) {
+				index_append(w, idx, sizeof(idx));
+				nidx = 0;
+			}
+			kds_index_entry_encode(idx + nidx++ * INDEX_ENTRY_LEN, &ie);
+		}
+		w->t.last_counter = f.counter;
+		if (f.arrival_ms > w->t.last_arrival)
+			w->t.last_arrival = f.arrival_ms;
+		w->t.last_frame_off = off;
+		w->t.end = off + f.len;
+	}
+	index_append(w, idx, nidx * INDEX_ENTRY_LEN);
+	rc = 0;
+out:
+	free(buf);
+	return rc;
+}
+
+/*
+ * The tail file cannot be trusted: find the shard's last segment and the
+ * last index entry of it that checks out, then walk to the end.
+ */
+static int
+recover(struct kds_shard_writer *w, struct kds_err *e)
+{
+	struct kds_index_entry *ix = NULL;
+	uint64_t *segs = NULL;
+	size_t nsegs, nix;
+	char name[64];
+
+	if (kds_seg_list(w->dirfd, w->shard, &segs, &nsegs, e) == -1)
+		return -1;
+	for (;;) {
+		struct stat sb;
+
+		if (nsegs == 0) {
+			char id[KDS_SHARD_ID_LEN + 1];
+
+			kds_shard_id(w->shard, id);
+			free(segs);
+			return kds_fail(e, 0, "%s: no segment", id);
+		}
+		if (open_segment(w, segs[nsegs - 1], e) == 0)
+			break;
+		/* A roll interrupted before its header was whole leaves a
+		 * segment with no valid header and nothing after it. */
+		kds_seg_name(w->shard, segs[nsegs - 1], ".seg", name,
+		    sizeof(name));
+		if (nsegs == 1 || w->segfd == -1 || fstat(w->segfd, &sb) == -1 ||
+		    sb.st_size > SEG_HEADER_LEN) {
+			free(segs);
+			return -1;
+		}
+		close_segment(w);
+		if (unlinkat(w->dirfd, name, 0) == -1) {
+			free(segs);
+			return kds_fail_errno(e, "%s: unlink", name);
+		}
+		nsegs--;
+	}
+	free(segs);
+	w->t.seg_first = w->hdr.first_counter;
+	w->t.end = SEG_HEADER_LEN;
+	w->t.last_counter = w->hdr.first_counter - 1;
+	w->t.last_arrival = w->hdr.created_ms;
+	w->t.last_frame_off = 0;
+	kds_index_load(w->dirfd, w->segname + KDS_SHARD_ID_LEN + 1, &ix, &nix);
+	while (nix > 0) {
+		unsigned char head[FRAME_HEADER_LEN];
+		struct kds_index_entry *ie = &ix[nix - 1];
+
+		if (pread(w->segfd, head, sizeof(head), (off_t)ie->offset) ==
+		    (ssize_t)sizeof(head) && get_le64(head + 16) == ie->counter) {
+			/* Walk from the frame before nothing: re-check it. */
+			w->t.end = ie->offset;
+			w->t.last_counter = ie->counter - 1;
+			w->t.last_arrival = ie->arrival_ms;
+			w->t.last_frame_off = ie->offset == SEG_HEADER_LEN ? 0 :
+			    ie->offset - 1;
+			break;
+		}
+		nix--;
+	}
+	free(ix);
+	return walk_to_end(w, e);
+}
+
+static int
+tail_write(struct kds_shard_writer *w, struct kds_err *e)
+{
+	unsigned char buf[TAIL_LEN];
+	char id[KDS_SHARD_ID_LEN + 1];
+
+	tail_encode(buf, &w->t);
+	if (pwrite(w->tailfd, buf, sizeof(buf), 0) != (ssize_t)sizeof(buf)) {
+		if (errno == 0)
+			errno = ENOSPC;
+		kds_shard_id(w->shard, id);
+		return kds_fail_errno(e, "%s/tail: write", id);
+	}
+	return 0;
+}
+
+int
+kds_shard_writer_begin(struct kds_shard_writer *w, struct kds_err *e)
+{
+	unsigned char buf[TAIL_LEN];
+	const struct kds_shard *sh;
+	struct tail_state t;
+	struct stat sb;
+	int changed, trusted;
+	char id[KDS_SHARD_ID_LEN + 1];
+
+	kds_shard_id(w->shard, id);
+	if (kds_lock(w->tailfd, id, e) == -1)
+		return -1;
+	/* Under the lock, so that a reshard closing this shard is seen. */
+	if (kds_stream_reload(w->st, &changed, e) == -1)
+		goto fail;
+	sh = kds_stream_shard(w->st, w->shard);
+	if (sh == NULL || !sh->open) {
+		kds_unlock(w->tailfd);
+		return 1;
+	}
+	trusted = pread(w->tailfd, buf, sizeof(buf), 0) == TAIL_LEN &&
+	    tail_decode(buf, &t) == 0;
+	if (trusted && (w->segfd == -1 || w->hdr.first_counter != t.seg_first)) {
+		if (sync_segment(w, e) == -1)
+			goto fail;
+		if (open_segment(w, t.seg_first, e) == -1)
+			trusted = 0;
+	}
+	if (trusted && (fstat(w->segfd, &sb) == -1 ||
+	    (uint64_t)sb.st_size < t.end))
+		trusted = 0;
+	if (trusted) {
+		w->t = t;
+		/* A writer that died after its write but before updating the
+		 * tail: walk the frames it left. */
+		if ((uint64_t)sb.st_size != t.end && walk_to_end(w, e) == -1)
+			goto fail;
+	} else {
+		if (sync_segment(w, e) == -1 || recover(w, e) == -1)
+			goto fail;
+	}
+	return 0;
+fail:
+	kds_unlock(w->tailfd);
+	return -1;
+}
+
+/* Start a new segment after the last record; the caller holds the lock. */
+static int
+roll(struct kds_shard_writer *w, int64_t now, struct kds_err *e)
+{
+	struct kds_seg_header h;
+	uint64_t next = w->t.last_counter + 1;
+	int64_t created = now > w->t.last_arrival ? now : w->t.last_arrival;
+	int fd;
+
+	if (sync_segment(w, e) == -1)
+		return -1;
+	if ((fd = kds_seg_create(w->dirfd, w->shard, next, created, &h, e)) == -1)
+		return -1;
+	close(fd);
+	if (w->sync != KDS_SYNC_NEVER && kds_fsync_dir(w->dirfd,
+	    w->segname, e) == -1)
+		return -1;
+	if (open_segment(w, next, e) == -1)
+		return -1;
+	w->t.seg_first = next;
+	w->t.end = SEG_HEADER_LEN;
+	w->t.last_frame_off = 0;
+	w->t.last_arrival = created;
+	return tail_write(w, e);
+}
+
+static int
+write_all(int fd, const unsigned char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t k = write(fd, p, n);
+
+		if (k == -1 && errno == EINTR)
+			continue;
+		if (k == -1)
+			return -1;
+		if (k == 0) {
+			errno = ENOSPC;
+			return -1;
+		}
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/* Write [buf, buf+len) (n whole frames) into the active segment. */
+static int
+append_chunk(struct kds_shard_writer *w, unsigned char *buf, size_t len,
+    size_t n, int64_t now, struct kds_err *e)
+{
+	unsigned char *idx;
+	size_t nidx = 0, pos = 0;
+	struct tail_state t = w->t, old = w->t;
+	int64_t arrival = now > t.last_arrival ? now : t.last_arrival;
+
+	/* At most one entry per INDEX_INTERVAL bytes, and one more. */
+	if ((idx = malloc((len / INDEX_INTERVAL + 2) * INDEX_ENTRY_LEN)) == NULL)
+		return kds_fail_errno(e, "%s", w->segname);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char *p = buf + pos;
+		uint64_t off = t.end;
+
+		kds_frame_seal(p, t.last_counter + 1, arrival, w->hdr.salt);
+		if (needs_entry(t.last_frame_off, off)) {
+			struct kds_index_entry ie = { t.last_counter + 1,
+			    arrival, off };
+
+			kds_index_entry_encode(idx + nidx++ * INDEX_ENTRY_LEN, &ie);
+		}
+		t.last_counter++;
+		t.last_frame_off = off;
+		t.end += get_le32(p + 8);
+		pos += get_le32(p + 8);
+	}
+	t.last_arrival = arrival;
+	if (write_all(w->segfd, buf, pos) == -1) {
+		kds_fail_errno(e, "%s: write", w->segname);
+		goto undo;
+	}
+	w->dirty = 1;
+	if (w->sync == KDS_SYNC_ALWAYS && sync_segment(w, e) == -1)
+		goto undo;
+	index_append(w, idx, nidx * INDEX_ENTRY_LEN);
+	w->t = t;
+	if (tail_write(w, e) == -1)
+		goto undo;
+	free(idx);
+	return 0;
+undo:
+	/* Nothing half-written stays: we hold the lock, the bytes are ours.
+	 * The index may now point past the end; readers check entries. */
+	(void)!ftruncate(w->segfd, (off_t)old.end);
+	w->t = old;
+	free(idx);
+	return -1;
+}
+
+int
+kds_shard_writer_append(struct kds_shard_writer *w, unsigned char *buf,
+    size_t len, size_t nframes, uint64_t *first_counter, struct kds_err *e)
+{
+	int64_t now = kds_now_ms();
+	uint64_t limit = w->st->meta.segment_bytes;
+	size_t pos = 0, done = 0;
+
+	*first_counter = w->t.last_counter + 1;
+	while (done < nframes) {
+		size_t start = pos, n = 0;
+
+		/* Seal a full or old segment before the chunk goes in. */
+		if (w->t.last_frame_off != 0 &&
+		    (w->t.end + get_le32(buf + pos + 8) > limit ||
+		    now - w->hdr.created_ms >= w->st->meta.segment_age_s * 1000)) {
+			if (roll(w, now, e) == -1)
+				return -1;
+		}
+		/* Take frames while they fit; at least one per segment. */
+		while (done + n < nframes) {
+			uint32_t flen = get_le32(buf + pos + 8);
+
+			if (n > 0 && w->t.end + (pos - start) + flen > limit)
+				break;
+			pos += flen;
+			n++;
+		}
+		if (append_chunk(w, buf + start, pos - start, n, now, e) == -1)
+			return -1;
+		done += n;
+	}
+	(void)len;
+	return 0;
+}
+
+void
+kds_shard_writer_end(struct kds_shard_writer *w)
+{
+	kds_unlock(w->tailfd);
+}
+
+int
+kds_shard_writer_sync(struct kds_shard_writer *w, struct kds_err *e)
+{
+	return sync_segment(w, e);
+}
+
+void
+kds_shard_writer_free(struct kds_shard_writer *w)
+{
+	if (w == NULL)
+		return;
+	close_segment(w);
+	if (w->tailfd != -1)
+		close(w->tailfd);
+	if (w->dirfd != -1)
+		close(w->dirfd);
+	free(w);
+}
+
+int
+kds_shard_recover(struct kds_stream *st, uint64_t shard, uint64_t *last,
+    struct kds_err *e)
+{
+	struct kds_shard_writer *w;
+	int rc;
+
+	if ((w = kds_shard_writer_new(st, shard, KDS_SYNC_ALWAYS, e)) == NULL)
+		return -1;
+	rc = kds_shard_writer_begin(w, e);
+	if (rc == 0) {
+		*last = w->t.last_counter;
+		rc = tail_write(w, e);
+		kds_shard_writer_end(w);
+	}
+	kds_shard_writer_free(w);
+	return rc;
+}

@@ -1,0 +1,256 @@
+/*
+ * stream.c: creating and opening a stream directory.
+ *
+ * kds_stream_create() builds the whole directory under a temporary name
+ * beside the target and renames it into place with RENAME_NOREPLACE: a
+ * stream exists complete or not at all, and an existing path is never
+ * touched.
+ */
+#define _GNU_SOURCE
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static void
+remove_tree(int dirfd, const char *name, unsigned nshards)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+
+	if (fd != -1) {
+		for (unsigned i = 0; i < nshards; i++) {
+			char id[KDS_SHARD_ID_LEN + 1], seg[64];
+			int sfd;
+
+			kds_shard_id(i, id);
+			if ((sfd = openat(fd, id, O_RDONLY | O_DIRECTORY)) != -1) {
+				kds_seg_name(i, 1, ".seg", seg, sizeof(seg));
+				unlinkat(sfd, seg, 0);
+				kds_seg_name(i, 1, ".idx", seg, sizeof(seg));
+				unlinkat(sfd, seg, 0);
+				unlinkat(sfd, "tail", 0);
+				close(sfd);
+			}
+			unlinkat(fd, id, AT_REMOVEDIR);
+		}
+		unlinkat(fd, "meta", 0);
+		unlinkat(fd, "meta.tmp", 0);
+		unlinkat(fd, "lock", 0);
+		close(fd);
+	}
+	unlinkat(dirfd, name, AT_REMOVEDIR);
+}
+
+int
+kds_stream_create(const char *path, const struct kds_create_opts *o,
+    struct kds_err *e)
+{
+	char *dcopy = NULL, *bcopy = NULL, tmp[4096];
+	const char *dir, *base;
+	struct kds_meta m = { 0 };
+	int parent = -1, fd = -1, lockfd, rc = -1;
+	uint64_t rnd;
+
+	if (o->shards < 1 || o->shards > KDS_MAX_SHARDS)
+		return kds_fail(e, EINVAL, "bad shard count");
+	if ((dcopy = strdup(path)) == NULL || (bcopy = strdup(path)) == NULL) {
+		kds_fail_errno(e, "%s", path);
+		goto out;
+	}
+	dir = dirname(dcopy);
+	base = basename(bcopy);
+	if ((parent = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		kds_fail_errno(e, "%s", dir);
+		goto out;
+	}
+	if (faccessat(parent, base, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+		kds_fail(e, EEXIST, "%s", strerror(EEXIST));
+		goto out;
+	}
+	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd)) {
+		kds_fail_errno(e, "getrandom");
+		goto out;
+	}
+	snprintf(tmp, sizeof(tmp), ".%s.kds-create.%016" PRIx64, base, rnd);
+	if (mkdirat(parent, tmp, 0777) == -1) {
+		kds_fail_errno(e, "%s", dir);
+		goto out;
+	}
+	if ((fd = openat(parent, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		kds_fail_errno(e, "%s", tmp);
+		goto undo;
+	}
+	m.created_ms = kds_now_ms();
+	m.retention_s = o->retention_s;
+	m.segment_bytes = o->segment_bytes;
+	m.segment_age_s = o->segment_age_s;
+	m.next_shard = o->shards;
+	m.nshards = o->shards;
+	if ((m.shards = calloc(o->shards, sizeof(*m.shards))) == NULL) {
+		kds_fail_errno(e, "meta");
+		goto undo;
+	}
+	for (unsigned i = 0; i < o->shards; i++) {
+		struct kds_shard *sh = &m.shards[i];
+
+		sh->number = i;
+		sh->open = 1;
+		sh->parent = sh->adjacent = -1;
+		kds_aws_ranges(o->shards, i, &sh->start_hash, &sh->end_hash);
+		if (kds_shard_init(fd, i, m.created_ms, e) == -1)
+			goto undo;
+	}
+	lockfd = openat(fd, "lock", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	if (lockfd == -1) {
+		kds_fail_errno(e, "lock");
+		goto undo;
+	}
+	close(lockfd);
+	if (kds_meta_write(fd, &m, e) == -1)
+		goto undo;
+	if (renameat2(parent, tmp, parent, base, RENAME_NOREPLACE) == -1) {
+		kds_fail_errno(e, "%s", errno == EEXIST ? "" : "rename");
+		goto undo;
+	}
+	if (kds_fsync_dir(parent, dir, e) == -1)
+		goto out;
+	rc = 0;
+	goto out;
+undo:
+	remove_tree(parent, tmp, o->shards);
+out:
+	if (fd != -1)
+		close(fd);
+	if (parent != -1)
+		close(parent);
+	kds_meta_free(&m);
+	free(dcopy);
+	free(bcopy);
+	return rc;
+}
+
+struct kds_stream *
+kds_stream_open(const char *path, struct kds_err *e)
+{
+	struct kds_stream *st;
+	struct stat sb;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL ||
+	    (st->path = strdup(path)) == NULL) {
+		kds_fail_errno(e, "%s", path);
+		free(st);
+		return NULL;
+	}
+	st->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (st->dirfd == -1) {
+		kds_fail_errno(e, "%s", "");
+		goto fail;
+	}
+	if (fstatat(st->dirfd, "meta", &sb, AT_SYMLINK_NOFOLLOW) == -1) {
+		if (errno == ENOENT)
+			kds_fail(e, ENOENT, "not a stream (no meta file)");
+		else
+			kds_fail_errno(e, "meta");
+		goto fail;
+	}
+	if (kds_meta_read(st->dirfd, &st->meta, e) == -1)
+		goto fail;
+	st->meta_dev = sb.st_dev;
+	st->meta_ino = sb.st_ino;
+	return st;
+fail:
+	kds_stream_close(st);
+	return NULL;
+}
+
+/* Re-read meta when it was replaced (a rename gives it a new inode). */
+int
+kds_stream_reload(struct kds_stream *st, int *changed, struct kds_err *e)
+{
+	struct kds_meta m;
+	struct stat sb;
+
+	*changed = 0;
+	if (fstatat(st->dirfd, "meta", &sb, AT_SYMLINK_NOFOLLOW) == -1)
+		return kds_fail_errno(e, "meta");
+	if (sb.st_ino == st->meta_ino && sb.st_dev == st->meta_dev)
+		return 0;
+	if (kds_meta_read(st->dirfd, &m, e) == -1)
+		return -1;
+	kds_meta_free(&st->meta);
+	st->meta = m;
+	st->meta_dev = sb.st_dev;
+	st->meta_ino = sb.st_ino;
+	*changed = 1;
+	return 0;
+}
+
+void
+kds_stream_close(struct kds_stream *st)
+{
+	if (st == NULL)
+		return;
+	if (st->dirfd > 0)
+		close(st->dirfd);
+	kds_meta_free(&st->meta);
+	free(st->path);
+	free(st);
+}
+
+size_t
+kds_stream_shard_count(const struct kds_stream *st)
+{
+	return st->meta.nshards;
+}
+
+const struct kds_shard *
+kds_stream_shard(const struct kds_stream *st, uint64_t number)
+{
+	size_t lo = 0, hi = st->meta.nshards;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (st->meta.shards[mid].number == number)
+			return &st->meta.shards[mid];
+		if (st->meta.shards[mid].number < number)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* "shardId-000000000003" or "3", which must name a shard of the stream. */
+int
+kds_stream_shard_lookup(const struct kds_stream *st, const char *name,
+    uint64_t *number, struct kds_err *e)
+{
+	if (kds_shard_id_parse(name, number) == -1)
+		return kds_fail(e, EINVAL, "bad shard id '%s'", name);
+	if (kds_stream_shard(st, *number) == NULL)
+		return kds_fail(e, ENOENT, "no shard '%s'", name);
+	return 0;
+}
+
+int
+kds_shard_dir_open(struct kds_stream *st, uint64_t shard, struct kds_err *e)
+{
+	char id[KDS_SHARD_ID_LEN + 1];
+	int fd;
+
+	kds_shard_id(shard, id);
+	fd = openat(st->dirfd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (fd == -1)
+		return kds_fail_errno(e, "%s", id);
+	return fd;
+}
