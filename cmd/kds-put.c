@@ -1,0 +1,378 @@
+/*
+ * kds-put: append the records on standard input to a stream, one a line
+ * (or NUL-terminated with -0, or JSON objects with -i jsonl), routed to
+ * shards by partition key.  With -p, prints each record's shard and sequence
+ * number, in input order, as PutRecord answers.
+ */
+#include <err.h>
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kds.h"
+
+#define IDLE_FLUSH_MS	50		/* trickling input is visible this soon */
+#define LINE_MAX_BYTES	(3 * KDS_MAX_RECORD)	/* base64 of 1 MiB in JSON */
+
+struct put {
+	const char		*stream;
+	struct kds_producer	*p;
+	int			 jsonl_in;
+	int			 acks;		/* 0 none, 1 text, 2 jsonl */
+	const char		*key;		/* -k */
+	unsigned long		 field;		/* -f, 1-based; 0 none */
+	char			 delim;		/* -d */
+	const char		*hashkey;	/* -E */
+	int			 skip_invalid;
+	unsigned long long	 recno, skipped;
+	char			 first_skip[1200];
+	struct kds_scratch	 scratch;
+	int			 acked;		/* acks printed since fflush */
+};
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: kds-put [-0p] [-i lines|jsonl] [-o text|jsonl] "
+	    "[-k key | -f field [-d delim]]\n"
+	    "               [-E hashkey] [--skip-invalid] "
+	    "[--sync=exit|always|never] stream\n");
+	exit(2);
+}
+
+static void
+help(void)
+{
+	printf("usage: kds-put [-0p] [-i lines|jsonl] [-o text|jsonl] "
+	    "[-k key | -f field [-d delim]]\n"
+	    "               [-E hashkey] [--skip-invalid] "
+	    "[--sync=exit|always|never] stream\n"
+	    "  -0, --null                records end with NUL, not newline\n"
+	    "  -p, --print-sequence      print SHARD_ID SEQUENCE_NUMBER per record\n"
+	    "  -i, --input FORMAT        lines (default) or jsonl (PartitionKey, Data,\n"
+	    "                            ExplicitHashKey, as aws kinesis put-records)\n"
+	    "  -o, --output FORMAT       acks as text (as -p) or jsonl\n"
+	    "  -k, --partition-key KEY   partition key of every record\n"
+	    "  -f, --field N             partition key is field N of the line\n"
+	    "  -d, --delimiter C         field delimiter for -f (default TAB)\n"
+	    "  -E, --explicit-hash-key K route by this hash key, not the key's MD5\n"
+	    "      --skip-invalid        skip bad records, count them at the end\n"
+	    "      --sync=WHEN           fsync at exit (default), always, or never\n"
+	    "  -h, --help                show this help\n"
+	    "  -V, --version             show the version\n");
+	exit(0);
+}
+
+static void
+ack(void *arg, const struct kds_ack *a)
+{
+	struct put *c = arg;
+
+	if (c->acks == 1)
+		printf("%s %s\n", a->shard_id, a->sequence);
+	else if (c->acks == 2)
+		printf("{\"ShardId\":\"%s\",\"SequenceNumber\":\"%s\"}\n",
+		    a->shard_id, a->sequence);
+	c->acked = 1;
+}
+
+static void
+flush_stdout(struct put *c)
+{
+	if (c->acked && fflush(stdout) == EOF)
+		err(1, "stdout");
+	c->acked = 0;
+}
+
+/* Stop: what was put before stays stored, durable as --sync says. */
+static void __attribute__((noreturn))
+fail(struct put *c, const char *what)
+{
+	struct kds_err e;
+
+	fprintf(stderr, "kds-put: %s: %s\n", c->stream, what);
+	if (kds_producer_close(c->p, &e) == -1)
+		fprintf(stderr, "kds-put: %s: %s\n", c->stream, e.msg);
+	fflush(stdout);
+	exit(1);
+}
+
+static void
+bad_record(struct put *c, const char *why)
+{
+	char msg[1200];
+
+	snprintf(msg, sizeof(msg), "record %llu: %s", c->recno, why);
+	if (!c->skip_invalid) {
+		struct kds_err e;
+
+		if (kds_producer_flush(c->p, &e) == -1)
+			fail(c, e.msg);
+		flush_stdout(c);
+		fail(c, msg);
+	}
+	if (c->skipped++ == 0)
+		snprintf(c->first_skip, sizeof(c->first_skip), "%s", msg);
+}
+
+/* The fieldth field of line, split on delim. */
+static int
+field_of(const char *line, size_t len, unsigned long field, char delim,
+    const char **f, size_t *flen)
+{
+	const char *p = line, *end = line + len;
+
+	for (unsigned long i = 1; i < field; i++) {
+		const char *d = memchr(p, delim, (size_t)(end - p));
+
+		if (d == NULL)
+			return -1;
+		p = d + 1;
+	}
+	*f = p;
+	*flen = (size_t)((const char *)memchr(p, delim, (size_t)(end - p)) ?
+	    (const char *)memchr(p, delim, (size_t)(end - p)) - p : end - p);
+	return 0;
+}
+
+/* Decimal digits of v, ending at end; snprintf costs more than MD5. */
+static const char *
+ulltoa(unsigned long long v, char *end)
+{
+	do {
+		*--end = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	return end;
+}
+
+static void
+put_one(struct put *c, const char *line, size_t len)
+{
+	struct kds_put_record r = { line, 0, line, len, c->hashkey, 0 };
+	char num[32];
+	struct kds_err e;
+	int rc;
+
+	c->recno++;
+	if (c->jsonl_in) {
+		if ((rc = kds_jsonl_parse(line, len, &r, &c->scratch, &e)) != 0) {
+			if (rc == -1)
+				fail(c, e.msg);
+			bad_record(c, e.msg);
+			return;
+		}
+		if (c->hashkey != NULL && r.explicit_hash_key == NULL)
+			r.explicit_hash_key = c->hashkey;
+	} else if (c->key != NULL) {
+		r.key = c->key;
+		r.keylen = strlen(c->key);
+	} else if (c->field > 0) {
+		if (field_of(line, len, c->field, c->delim, &r.key,
+		    &r.keylen) == -1) {
+			snprintf(num, sizeof(num), "no field %lu", c->field);
+			bad_record(c, num);
+			return;
+		}
+	} else {
+		r.key = ulltoa(c->recno, num + sizeof(num));
+		r.keylen = (size_t)(num + sizeof(num) - r.key);
+		r.spread = 1;
+	}
+	rc = kds_producer_add(c->p, &r, &e);
+	if (rc == -1)
+		fail(c, e.msg);
+	if (rc == KDS_BAD_RECORD)
+		bad_record(c, e.msg);
+	flush_stdout(c);
+}
+
+/*
+ * Read stdin in large blocks and hand out whole records.  When input goes
+ * quiet with records pending, flush them, so that a trickle from tail -F
+ * still reaches readers at once.
+ */
+static void
+read_input(struct put *c, char delim)
+{
+	size_t cap = LINE_MAX_BYTES + 65536, start = 0, end = 0;
+	char *buf = malloc(cap), *nl;
+	int discarding = 0;
+	struct kds_err e;
+
+	if (buf == NULL)
+		err(1, "input");
+	for (;;) {
+		struct pollfd pfd = { 0, POLLIN, 0 };
+		ssize_t n;
+
+		while ((nl = memchr(buf + start, delim, end - start)) != NULL) {
+			if (!discarding)
+				put_one(c, buf + start, (size_t)(nl - (buf + start)));
+			discarding = 0;
+			start = (size_t)(nl - buf) + 1;
+		}
+		if (!discarding && end - start > LINE_MAX_BYTES - 1) {
+			char why[80];
+
+			snprintf(why, sizeof(why), "record larger than %d bytes "
+			    "(partition key and data)", KDS_MAX_RECORD);
+			c->recno++;
+			bad_record(c, why);
+			discarding = 1;
+		}
+		if (discarding)
+			start = end;
+		memmove(buf, buf + start, end - start);
+		end -= start;
+		start = 0;
+		if (kds_producer_pending(c->p) && poll(&pfd, 1, IDLE_FLUSH_MS) == 0) {
+			if (kds_producer_flush(c->p, &e) == -1)
+				fail(c, e.msg);
+			flush_stdout(c);
+		}
+		n = read(0, buf + end, cap - end);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			fail(c, strerror(errno));
+		if (n == 0)
+			break;
+		end += (size_t)n;
+	}
+	if (end > start && !discarding)		/* a last record, unterminated */
+		put_one(c, buf + start, end - start);
+	free(buf);
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "null", no_argument, NULL, '0' },
+		{ "print-sequence", no_argument, NULL, 'p' },
+		{ "input", required_argument, NULL, 'i' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "partition-key", required_argument, NULL, 'k' },
+		{ "field", required_argument, NULL, 'f' },
+		{ "delimiter", required_argument, NULL, 'd' },
+		{ "explicit-hash-key", required_argument, NULL, 'E' },
+		{ "skip-invalid", no_argument, NULL, 'S' },
+		{ "sync", required_argument, NULL, 'Y' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct put c = { .delim = '\t' };
+	enum kds_sync sync = KDS_SYNC_EXIT;
+	struct kds_stream *st;
+	struct kds_err e;
+	char recdelim = '\n';
+	unsigned __int128 hk;
+	uint64_t v;
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "0pi:o:k:f:d:E:hV", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case '0':
+			recdelim = '\0';
+			break;
+		case 'p':
+			c.acks = c.acks ? c.acks : 1;
+			break;
+		case 'i':
+			if (strcmp(optarg, "lines") != 0 &&
+			    strcmp(optarg, "jsonl") != 0)
+				errx(2, "bad input format '%s': lines or jsonl",
+				    optarg);
+			c.jsonl_in = optarg[0] == 'j';
+			break;
+		case 'o':
+			if (strcmp(optarg, "text") != 0 &&
+			    strcmp(optarg, "jsonl") != 0)
+				errx(2, "bad output format '%s': text or jsonl",
+				    optarg);
+			c.acks = optarg[0] == 'j' ? 2 : 1;
+			break;
+		case 'k':
+			c.key = optarg;
+			break;
+		case 'f':
+			if (kds_parse_uint(optarg, 1000000, &v) == -1 || v < 1)
+				errx(2, "bad field number '%s'", optarg);
+			c.field = (unsigned long)v;
+			break;
+		case 'd':
+			if (strlen(optarg) != 1)
+				errx(2, "bad delimiter '%s': one character",
+				    optarg);
+			c.delim = optarg[0];
+			break;
+		case 'E':
+			if (kds_hashkey_parse(optarg, &hk) == -1)
+				errx(2, "bad explicit hash key '%.64s': a decimal "
+				    "in [0, 2^128-1]", optarg);
+			c.hashkey = optarg;
+			break;
+		case 'S':
+			c.skip_invalid = 1;
+			break;
+		case 'Y':
+			if (strcmp(optarg, "exit") == 0)
+				sync = KDS_SYNC_EXIT;
+			else if (strcmp(optarg, "always") == 0)
+				sync = KDS_SYNC_ALWAYS;
+			else if (strcmp(optarg, "never") == 0)
+				sync = KDS_SYNC_NEVER;
+			else
+				errx(2, "bad --sync '%s': exit, always or never",
+				    optarg);
+			break;
+		case 'h':
+			help();
+			break;
+		case 'V':
+			printf("kds-put (kds) %s\n", KDS_VERSION);
+			exit(0);
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc != 1 || argv[0][0] == '\0')
+		usage();
+	if (c.key != NULL && c.field > 0)
+		errx(2, "-k and -f exclude each other");
+	if (c.jsonl_in && (c.key != NULL || c.field > 0))
+		errx(2, "-i jsonl takes the partition key from each record");
+	c.stream = argv[0];
+
+	/* A file size limit must fail a write, not kill us mid-batch. */
+	signal(SIGXFSZ, SIG_IGN);
+	if ((st = kds_stream_open(c.stream, &e)) == NULL)
+		errx(1, "%s: %s", c.stream, e.msg);
+	if ((c.p = kds_producer_new(st, sync, c.acks ? ack : NULL, &c,
+	    &e)) == NULL)
+		errx(1, "%s: %s", c.stream, e.msg);
+	read_input(&c, recdelim);
+	if (kds_producer_close(c.p, &e) == -1) {
+		c.p = NULL;
+		fflush(stdout);
+		errx(1, "%s: %s", c.stream, e.msg);
+	}
+	kds_stream_close(st);
+	free(c.scratch.buf);
+	if (fclose(stdout) == EOF)
+		err(1, "stdout");
+	if (c.skipped > 0)
+		warnx("%s: skipped %llu invalid record%s (first: %s)", c.stream,
+		    c.skipped, c.skipped == 1 ? "" : "s", c.first_skip);
+	return 0;
+}
