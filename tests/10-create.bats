@@ -1,0 +1,309 @@
+#!/usr/bin/env bats
+# 10-create: kds-create lays out a stream as kds-stream(5) says, gives the
+# hash key ranges AWS CreateStream gives, and refuses bad input without
+# leaving anything behind.
+
+load helper
+
+# aws_shard_lines N: the shard lines of meta for a new N-shard stream,
+# computed independently with python3 integers: h = 2^128 // n, shard i is
+# [i*h, (i+1)*h - 1], the last one ends at 2^128 - 1.
+aws_shard_lines() {
+	python3 - "$1" <<'EOF'
+import sys
+n = int(sys.argv[1])
+h = 2**128 // n
+for i in range(n):
+    start = i * h
+    end = 2**128 - 1 if i == n - 1 else (i + 1) * h - 1
+    print("shard shardId-%012d open - - %d %d %d%020d -" % (i, start, end, i + 1, 1))
+EOF
+}
+
+# meta_checksum FILE: XXH3-64 (seed 0) of every byte before the checksum line.
+meta_checksum() {
+	python3 - "$1" <<'EOF'
+import ctypes, sys
+f = ctypes.CDLL("libxxhash.so.0").XXH3_64bits_withSeed
+f.restype = ctypes.c_uint64
+f.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint64]
+raw = open(sys.argv[1], "rb").read()
+body = raw[: raw.rindex(b"checksum ")]
+print("%016x" % f(body, len(body), 0))
+EOF
+}
+
+check_ranges() {
+	local n=$1
+	mkstream s$n -n "$n"
+	diff <(grep '^shard ' s$n/meta) <(aws_shard_lines "$n")
+	[ "$(grep -c '^shard ' s$n/meta)" -eq "$n" ]
+	grep -qx "next-shard $n" s$n/meta
+	for ((i = 0; i < n; i++)); do
+		[ -d "$(shard_dir s$n $i)" ]
+	done
+	[ "$(find s$n -maxdepth 1 -name 'shardId-*' | wc -l)" -eq "$n" ]
+}
+
+@test "hash key ranges of 1 shard: all of [0, 2^128-1]" {
+	check_ranges 1
+	grep -qx "shard shardId-000000000000 open - - 0 $HMAX 100000000000000000001 -" s1/meta
+}
+
+@test "hash key ranges of 2 shards match AWS" {
+	check_ranges 2
+}
+
+@test "hash key ranges of 3 shards match AWS (and KINESIS-FACTS.md)" {
+	check_ranges 3
+	grep -qx 'shard shardId-000000000000 open - - 0 113427455640312821154458202477256070484 100000000000000000001 -' s3/meta
+	grep -qx 'shard shardId-000000000001 open - - 113427455640312821154458202477256070485 226854911280625642308916404954512140969 200000000000000000001 -' s3/meta
+	grep -qx "shard shardId-000000000002 open - - 226854911280625642308916404954512140970 $HMAX 300000000000000000001 -" s3/meta
+}
+
+@test "hash key ranges of 7 shards match AWS" {
+	check_ranges 7
+}
+
+@test "hash key ranges of 16 shards match AWS" {
+	check_ranges 16
+}
+
+@test "meta of a default stream, byte for byte" {
+	KDS_NOW=1764324000 run -0 --separate-stderr kds-create s
+	[ -z "$output" ] && [ -z "$stderr" ]
+	head -n -1 s/meta >body
+	diff body - <<EOF
+kds-stream 1
+created 1764324000000
+retention 86400
+segment-bytes 67108864
+segment-age 3600
+next-shard 1
+shard shardId-000000000000 open - - 0 $HMAX 100000000000000000001 -
+EOF
+	tail -n 1 s/meta | grep -Eqx 'checksum [0-9a-f]{16}'
+	[ -f s/lock ] && [ ! -s s/lock ]
+	[ -d s/shardId-000000000000 ]
+	[ ! -e s/meta.tmp ]
+}
+
+@test "meta checksum is XXH3-64 of every byte before its line" {
+	have_xxhash || skip "libxxhash.so.0 cannot be loaded"
+	mkstream s -n 5
+	[ "$(tail -n 1 s/meta)" = "checksum $(meta_checksum s/meta)" ]
+}
+
+@test "KDS_NOW in ISO 8601 and with a fraction sets created" {
+	KDS_NOW=2025-11-28T10:00:00.250Z kds-create a
+	grep -qx 'created 1764324000250' a/meta
+	KDS_NOW=1764324000.5 kds-create b
+	grep -qx 'created 1764324000500' b/meta
+}
+
+@test "long options and units land in meta" {
+	run -0 --separate-stderr kds-create --shards 3 --retention 7d \
+	    --segment-bytes 4K --segment-age 90m s
+	grep -qx 'retention 604800' s/meta
+	grep -qx 'segment-bytes 4096' s/meta
+	grep -qx 'segment-age 5400' s/meta
+	grep -qx 'next-shard 3' s/meta
+	kds-create -r 90s --segment-bytes 2M --segment-age 2h a
+	grep -qx 'retention 90' a/meta
+	grep -qx 'segment-bytes 2097152' a/meta
+	grep -qx 'segment-age 7200' a/meta
+	kds-create -r 8760h --segment-bytes 1G --segment-age 1s b
+	grep -qx 'retention 31536000' b/meta
+	grep -qx 'segment-bytes 1073741824' b/meta
+	grep -qx 'segment-age 1' b/meta
+	kds-create -r 1s --segment-bytes 4096 c
+	grep -qx 'retention 1' c/meta
+	grep -qx 'segment-bytes 4096' c/meta
+}
+
+@test "the retention limit itself is accepted: 365d, 8760h, 525600m" {
+	kds-create -r 365d a
+	grep -qx 'retention 31536000' a/meta
+	kds-create -r 525600m b
+	grep -qx 'retention 31536000' b/meta
+}
+
+# 10,000 shards mean 10,000 fsync'ed directories: on a disk that is many
+# seconds, so this one runs on tmpfs when there is one.
+@test "the shard limit itself is accepted: 10000 shards" {
+	d=.
+	if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+		d=$(mktemp -d /dev/shm/kds-test.XXXXXX)
+	fi
+	run -0 --separate-stderr kds-create -n 10000 "$d/c"
+	cp "$d/c/meta" meta
+	n=$(find "$d/c" -maxdepth 1 -name 'shardId-*' | wc -l)
+	[ "$d" = . ] || rm -rf "$d"
+	grep -qx 'next-shard 10000' meta
+	[ "$(grep -c '^shard ' meta)" -eq 10000 ]
+	[ "$n" -eq 10000 ]
+	grep -q "^shard shardId-000000009999 open - - [0-9]* $HMAX $(seq_of 9999 1) -\$" meta
+}
+
+@test "modes follow the umask: 022" {
+	umask 022
+	mkstream s -n 2
+	[ "$(stat -c %a s)" = 755 ]
+	[ "$(stat -c %a s/shardId-000000000001)" = 755 ]
+	[ "$(stat -c %a s/meta)" = 644 ]
+	[ "$(stat -c %a s/lock)" = 644 ]
+	run -0 find s -type f ! -perm 644
+	[ -z "$output" ]
+}
+
+@test "modes follow the umask: 077" {
+	umask 077
+	mkstream s -n 2
+	[ "$(stat -c %a s)" = 700 ]
+	[ "$(stat -c %a s/shardId-000000000000)" = 700 ]
+	[ "$(stat -c %a s/meta)" = 600 ]
+	run -0 find s ! -perm -u=r -o -perm /g=rwx,o=rwx
+	[ -z "$output" ]
+}
+
+@test "an existing directory is refused, left as it was" {
+	mkdir s
+	touch s/mine
+	run -1 --separate-stderr kds-create s
+	stderr_is "kds-create: s: File exists"
+	[ "$(ls -A s)" = mine ]
+}
+
+@test "an existing file is refused, left as it was" {
+	echo keep >s
+	run -1 --separate-stderr kds-create -n 2 s
+	stderr_is "kds-create: s: File exists"
+	[ "$(cat s)" = keep ]
+}
+
+@test "an existing stream is refused and its meta untouched" {
+	mkstream s -n 2
+	cp s/meta meta.before
+	run -1 --separate-stderr kds-create -n 4 s
+	stderr_is "kds-create: s: File exists"
+	cmp s/meta meta.before
+	[ ! -e s/shardId-000000000002 ]
+}
+
+@test "a missing parent is refused and nothing is created" {
+	run -1 --separate-stderr kds-create nodir/s
+	stderr_is "kds-create: nodir/s: nodir: No such file or directory"
+	[ ! -e nodir ]
+	[ -z "$(ls -A)" ]
+}
+
+@test "a parent that is a file is refused" {
+	touch f
+	run -1 --separate-stderr kds-create f/s
+	stderr_is "kds-create: f/s: f: Not a directory"
+}
+
+@test "an unwritable parent is refused (as nobody), nothing created" {
+	id nobody >/dev/null 2>&1 || skip "no user nobody"
+	runuser -u nobody -- test -x "$KDS_BUILD/kds-create" ||
+	    skip "nobody cannot run $KDS_BUILD/kds-create"
+	d=$(mktemp -d /tmp/kds-perm.XXXXXX)
+	chmod 755 "$d"
+	run -1 --separate-stderr runuser -u nobody -- "$KDS_BUILD/kds-create" "$d/s"
+	ls=$(ls -A "$d")
+	rm -rf "$d"
+	stderr_is "kds-create: $d/s: $d: Permission denied"
+	[ -z "$ls" ]
+}
+
+# bad_value WORDS OPTION VALUE HINT: exit 2, the exact first line
+# "kds-create: bad WORDS 'VALUE': HINT", usage after it if any, no stream.
+bad_value() {
+	local words=$1 opt=$2 val=$3 hint=$4
+	run -2 --separate-stderr kds-create "$opt" "$val" s
+	[ -z "$output" ]
+	first_line_is "kds-create: bad $words '$val': $hint"
+	[ ! -e s ] || { echo "kds-create $opt '$val' left s behind" >&2; return 1; }
+	[ -z "$(ls -A)" ]
+}
+
+DURATION_HINT="a number and s, m, h or d, from 1s to 8760h"
+
+@test "bad shard counts: exit 2, one line, nothing created" {
+	for v in 0 10001 x -1 1.5 '' ' 3' 3x 99999999999999999999999 0x10; do
+		bad_value "shard count" -n "$v" "1 to 10000"
+		bad_value "shard count" --shards "$v" "1 to 10000"
+	done
+}
+
+@test "bad retention: exit 2, one line, nothing created" {
+	for v in 0s 0h 8761h 366d 525601m 31536001s 24 abc -1h 1.5h h 1w 1H '' ' 1h' 1h0 \
+	    99999999999999999999h; do
+		bad_value retention -r "$v" "$DURATION_HINT"
+		bad_value retention --retention "$v" "$DURATION_HINT"
+	done
+}
+
+@test "bad segment size: exit 2, one line, nothing created" {
+	for v in 0 4095 3K 1025M 1073741825 2G 1T 64MB -4096 '' M 4096.0 ' 4096' \
+	    99999999999999999999999; do
+		bad_value "segment size" --segment-bytes "$v" "4096 to 1G bytes"
+	done
+}
+
+@test "bad segment age: exit 2, one line, nothing created" {
+	for v in 0s 0m 1 60 abc -1s 1.5h '' s 1y 99999999999999999999d; do
+		bad_value "segment age" --segment-age "$v" "$DURATION_HINT"
+	done
+}
+
+# inject SYSCALLS ERRNO: fail the 1st, 2nd, ... of those calls in turn until
+# kds-create gets through.  A failed run leaves nothing behind, or, when
+# the failure came after the stream was renamed into place (the fsync of
+# the parent), a whole stream: never a part of one.
+inject_until_done() {
+	local calls=$1 err=$2 n
+	for ((n = 1; n <= 40; n++)); do
+		run --separate-stderr strace -f -o /dev/null -e trace="$calls" \
+		    -e inject="$calls":error="$err":when=$n kds-create -n 4 s
+		if [ "$status" -eq 0 ]; then
+			[ -f s/meta ] && [ -d s/shardId-000000000003 ]
+			rm -rf s
+			[ "$n" -gt 1 ] || { echo "no $calls at all?" >&2; return 1; }
+			return 0
+		fi
+		[ "$status" -eq 1 ] || { echo "call $n: exit $status: $stderr" >&2; return 1; }
+		[ "${#stderr_lines[@]}" -eq 1 ] && [[ $stderr == "kds-create: s: "* ]] || {
+			echo "call $n: stderr: $stderr" >&2
+			return 1
+		}
+		if [ -e s ]; then
+			# only whole: meta in place, every shard, nothing temporary
+			[ -f s/meta ] && [ -d s/shardId-000000000003 ] && [ ! -e s/meta.tmp ] || {
+				echo "call $n of $calls failed: left a partial stream" >&2
+				return 1
+			}
+			! have_xxhash || python3 "$DECODE" s >/dev/null
+			[ "$(ls -A)" = s ] || { echo "call $n: left $(ls -A)" >&2; return 1; }
+			rm -rf s
+		fi
+		[ -z "$(ls -A)" ] || { echo "call $n of $calls failed: left $(ls -A)" >&2; return 1; }
+	done
+	return 1
+}
+
+@test "an I/O error in any mkdir never leaves part of a stream" {
+	command -v strace >/dev/null || skip "no strace"
+	inject_until_done mkdir,mkdirat ENOSPC
+}
+
+@test "an I/O error in any rename or fsync never leaves part of a stream" {
+	command -v strace >/dev/null || skip "no strace"
+	inject_until_done rename,renameat,renameat2 EIO
+	inject_until_done fsync,fdatasync EIO
+}
+
+@test "an I/O error in any write never leaves part of a stream" {
+	command -v strace >/dev/null || skip "no strace"
+	inject_until_done write,pwrite64 ENOSPC
+}
