@@ -80,11 +80,12 @@ kds_frame_decode(const unsigned char *p, size_t avail, uint64_t salt,
  * decode.  It is a torn tail only when no valid frame starts anywhere after
  * it: a damaged length field in an earlier frame looks just like a tear,
  * and "repairing" it would delete every acknowledged record behind it.
+ * complete: the frame was all there, and failed its checks.
  * Returns 1 torn, 0 not torn (corruption), -1 on a read error.
  */
 int
 kds_tail_is_torn(int fd, uint64_t off, uint64_t size, uint64_t salt,
-    struct kds_err *e)
+    int complete, struct kds_err *e)
 {
 	const size_t cap = 2 * (size_t)FRAME_MAX_LEN;
 	unsigned char *buf;
@@ -94,6 +95,28 @@ kds_tail_is_torn(int fd, uint64_t off, uint64_t size, uint64_t salt,
 
 	if ((buf = malloc(cap)) == NULL)
 		return kds_fail_errno(e, "tail check");
+	/*
+	 * A kill -9 leaves a frame short.  A whole frame that fails its checks
+	 * is damage (a flipped bit), never a tear, unless it is nothing but
+	 * zeros to the end: what a file system may show after a power loss.
+	 */
+	if (complete) {
+		for (p = off; p < size && rc == 1; ) {
+			ssize_t n = pread(fd, buf, size - p < cap ? size - p : cap,
+			    (off_t)p);
+
+			if (n <= 0) {
+				rc = n == 0 ? 0 : kds_fail_errno(e, "read");
+				break;
+			}
+			for (ssize_t i = 0; i < n; i++)
+				if (buf[i] != 0)
+					rc = 0;
+			p += (uint64_t)n;
+		}
+		if (rc != 1)
+			goto out;
+	}
 	for (p = off + 1; p + FRAME_HEADER_LEN < size; p++) {
 		struct kds_frame f;
 		const char *why;

@@ -165,7 +165,7 @@ void	kds_frame_seal(unsigned char *p, uint64_t counter, int64_t arrival_ms,
 size_t	kds_frame_encode_head(unsigned char *p, size_t keylen,
 	    size_t datalen);
 int	kds_tail_is_torn(int fd, uint64_t off, uint64_t size, uint64_t salt,
-	    struct kds_err *);
+	    int complete, struct kds_err *);
 
 /* index.c: the sparse index, a cache beside each segment. */
 struct kds_index_entry {
@@ -197,9 +197,10 @@ int	kds_shard_writer_append(struct kds_shard_writer *, unsigned char *buf,
 void	kds_shard_writer_end(struct kds_shard_writer *);
 int	kds_shard_writer_sync(struct kds_shard_writer *, struct kds_err *);
 void	kds_shard_writer_free(struct kds_shard_writer *);
-/* Make STREAM/SHARD/ with an empty first segment and its tail file. */
+/* Make STREAM/SHARD/ with an empty first segment and its tail file;
+ * floor_ms: no record of the shard arrives earlier (0: a root shard). */
 int	kds_shard_init(int stream_dirfd, uint64_t shard, int64_t created_ms,
-	    struct kds_err *);
+	    int64_t floor_ms, struct kds_err *);
 /* Recover a shard's tail under its lock, as a writer would (reshard). */
 int	kds_shard_recover(struct kds_stream *, uint64_t shard,
 	    uint64_t *last_counter, struct kds_err *);

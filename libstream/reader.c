@@ -79,6 +79,17 @@ relist(struct shard_reader *r, struct kds_err *e)
 
 	if (kds_seg_list(r->dirfd, r->shard, &segs, &n, e) == -1)
 		return -1;
+	/* A last segment shorter than a header is a roll that a crash cut
+	 * short; the next writer removes it.  Until then it is not there. */
+	if (n > 1) {
+		char name[64];
+		struct stat sb;
+
+		kds_seg_name(r->shard, segs[n - 1], ".seg", name, sizeof(name));
+		if (fstatat(r->dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    sb.st_size < SEG_HEADER_LEN)
+			n--;
+	}
 	free(r->segs);
 	r->segs = segs;
 	r->nsegs = n;
@@ -195,7 +206,7 @@ at_end(struct shard_reader *r, enum frame_status fs, const char *why,
 			return 2;
 		}
 		torn = kds_tail_is_torn(r->segfd, r->off, (uint64_t)sb.st_size,
-		    r->hdr.salt, e);
+		    r->hdr.salt, fs == FRAME_BAD, e);
 		if (torn == -1)
 			return -1;
 		if (torn)

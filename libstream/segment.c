@@ -56,37 +56,47 @@ kds_seg_header_decode(const unsigned char p[SEG_HEADER_LEN],
 
 /*
  * Create SEQ.seg holding only its header; returns its descriptor, open for
- * appending.  The caller holds the shard lock; O_EXCL makes a leftover of
- * an interrupted roll an error rather than something silently reused.
+ * appending.  The caller holds the shard lock.  The header is written to
+ * SEQ.seg.tmp, which is then renamed into place without replacing
+ * anything: a reader never sees a segment without its whole header.
  */
 int
 kds_seg_create(int dirfd, uint64_t shard, uint64_t counter,
     int64_t created_ms, struct kds_seg_header *h, struct kds_err *e)
 {
 	unsigned char buf[SEG_HEADER_LEN];
-	char name[64];
+	char name[64], tmp[72];
 	int fd;
 
 	kds_seg_name(shard, counter, ".seg", name, sizeof(name));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
 	h->shard = shard;
 	h->first_counter = counter;
 	h->created_ms = created_ms;
 	if (getrandom(&h->salt, sizeof(h->salt), 0) != sizeof(h->salt))
 		return kds_fail_errno(e, "%s: getrandom", name);
 	kds_seg_header_encode(buf, h);
-	fd = openat(dirfd, name, O_WRONLY | O_APPEND | O_CREAT | O_EXCL |
+	/* A leftover .tmp is an interrupted roll's: ours to overwrite. */
+	fd = openat(dirfd, tmp, O_RDWR | O_APPEND | O_CREAT | O_TRUNC |
 	    O_NOFOLLOW | O_CLOEXEC, 0666);
 	if (fd == -1)
-		return kds_fail_errno(e, "%s", name);
+		return kds_fail_errno(e, "%s", tmp);
+	errno = 0;
 	if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf)) {
 		if (errno == 0)
 			errno = ENOSPC;
-		kds_fail_errno(e, "%s: write", name);
-		close(fd);
-		unlinkat(dirfd, name, 0);
-		return -1;
+		kds_fail_errno(e, "%s: write", tmp);
+		goto fail;
+	}
+	if (renameat2(dirfd, tmp, dirfd, name, RENAME_NOREPLACE) == -1) {
+		kds_fail_errno(e, "%s", name);
+		goto fail;
 	}
 	return fd;
+fail:
+	close(fd);
+	unlinkat(dirfd, tmp, 0);
+	return -1;
 }
 
 static int

@@ -73,12 +73,12 @@ tail_decode(const unsigned char p[TAIL_LEN], struct tail_state *t)
 
 int
 kds_shard_init(int sdirfd, uint64_t shard, int64_t created_ms,
-    struct kds_err *e)
+    int64_t floor_ms, struct kds_err *e)
 {
 	char id[KDS_SHARD_ID_LEN + 1];
 	unsigned char buf[TAIL_LEN];
 	struct kds_seg_header h;
-	struct tail_state t = { 1, SEG_HEADER_LEN, 0, created_ms, 0 };
+	struct tail_state t = { 1, SEG_HEADER_LEN, 0, floor_ms, 0 };
 	int dfd, fd;
 
 	kds_shard_id(shard, id);
@@ -222,6 +222,26 @@ index_append(struct kds_shard_writer *w, const unsigned char *buf, size_t n)
 		    INDEX_ENTRY_LEN);
 }
 
+/*
+ * Drop the index entries at or after off (and any damaged one before them):
+ * a recovering writer re-indexes from off, and must not leave entries that
+ * point into what it cuts away.
+ */
+static void
+index_cut(struct kds_shard_writer *w, uint64_t off)
+{
+	unsigned char e[INDEX_ENTRY_LEN];
+	off_t pos = 0;
+
+	if (w->idxfd == -1)
+		return;
+	while (pread(w->idxfd, e, sizeof(e), pos) == (ssize_t)sizeof(e) &&
+	    get_le64(e + 24) == kds_checksum(e, 24, 0) &&
+	    get_le64(e + 16) < off)
+		pos += INDEX_ENTRY_LEN;
+	(void)!ftruncate(w->idxfd, pos);
+}
+
 static int
 needs_entry(uint64_t prev_off, uint64_t off)
 {
@@ -246,6 +266,7 @@ walk_to_end(struct kds_shard_writer *w, struct kds_err *e)
 	if (fstat(w->segfd, &sb) == -1)
 		return kds_fail_errno(e, "%s", w->segname);
 	size = (uint64_t)sb.st_size;
+	index_cut(w, w->t.end);
 	if ((buf = malloc(cap)) == NULL)
 		return kds_fail_errno(e, "%s", w->segname);
 	for (;;) {
@@ -287,7 +308,7 @@ walk_to_end(struct kds_shard_writer *w, struct kds_err *e)
 		}
 		if (fs != FRAME_OK) {
 			int torn = kds_tail_is_torn(w->segfd, off, size,
-			    w->hdr.salt, e);
+			    w->hdr.salt, fs == FRAME_BAD, e);
 
 			if (torn == -1)
 				goto out;
@@ -322,6 +343,24 @@ walk_to_end(struct kds_shard_writer *w, struct kds_err *e)
 out:
 	free(buf);
 	return rc;
+}
+
+/*
+ * Arrival times in a shard never go back; a new segment's creation time is
+ * the floor for its records, since a roll creates it at max(now, last).  A
+ * child shard's first segment is created no earlier than its parents' last
+ * record, which keeps parents first in a merge by time.  Only a root
+ * shard's first segment has no floor, so that records can be put with any
+ * KDS_NOW into a stream made earlier.
+ */
+static int64_t
+arrival_floor(const struct kds_shard_writer *w)
+{
+	const struct kds_shard *sh = kds_stream_shard(w->st, w->shard);
+
+	if (w->hdr.first_counter == 1 && sh != NULL && sh->parent < 0)
+		return 0;
+	return w->hdr.created_ms;
 }
 
 /*
@@ -370,7 +409,7 @@ recover(struct kds_shard_writer *w, struct kds_err *e)
 	w->t.seg_first = w->hdr.first_counter;
 	w->t.end = SEG_HEADER_LEN;
 	w->t.last_counter = w->hdr.first_counter - 1;
-	w->t.last_arrival = w->hdr.created_ms;
+	w->t.last_arrival = arrival_floor(w);
 	w->t.last_frame_off = 0;
 	kds_index_load(w->dirfd, w->segname + KDS_SHARD_ID_LEN + 1, &ix, &nix);
 	while (nix > 0) {
@@ -379,12 +418,12 @@ recover(struct kds_shard_writer *w, struct kds_err *e)
 
 		if (pread(w->segfd, head, sizeof(head), (off_t)ie->offset) ==
 		    (ssize_t)sizeof(head) && get_le64(head + 16) == ie->counter) {
-			/* Walk from the frame before nothing: re-check it. */
+			/* Walk from this frame, re-checked and re-indexed:
+			 * last_frame_off 0 makes it get its entry again. */
 			w->t.end = ie->offset;
 			w->t.last_counter = ie->counter - 1;
 			w->t.last_arrival = ie->arrival_ms;
-			w->t.last_frame_off = ie->offset == SEG_HEADER_LEN ? 0 :
-			    ie->offset - 1;
+			w->t.last_frame_off = 0;
 			break;
 		}
 		nix--;
@@ -540,10 +579,11 @@ append_chunk(struct kds_shard_writer *w, unsigned char *buf, size_t len,
 	w->dirty = 1;
 	if (w->sync == KDS_SYNC_ALWAYS && sync_segment(w, e) == -1)
 		goto undo;
-	index_append(w, idx, nidx * INDEX_ENTRY_LEN);
 	w->t = t;
 	if (tail_write(w, e) == -1)
 		goto undo;
+	/* Last, so that a crash leaves the index short, never ahead. */
+	index_append(w, idx, nidx * INDEX_ENTRY_LEN);
 	free(idx);
 	return 0;
 undo:

@@ -105,7 +105,7 @@ kds_stream_create(const char *path, const struct kds_create_opts *o,
 		sh->open = 1;
 		sh->parent = sh->adjacent = -1;
 		kds_aws_ranges(o->shards, i, &sh->start_hash, &sh->end_hash);
-		if (kds_shard_init(fd, i, m.created_ms, e) == -1)
+		if (kds_shard_init(fd, i, m.created_ms, 0, e) == -1)
 			goto undo;
 	}
 	lockfd = openat(fd, "lock", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
@@ -234,10 +234,13 @@ int
 kds_stream_shard_lookup(const struct kds_stream *st, const char *name,
     uint64_t *number, struct kds_err *e)
 {
+	char id[KDS_SHARD_ID_LEN + 1];
+
 	if (kds_shard_id_parse(name, number) == -1)
-		return kds_fail(e, EINVAL, "bad shard id '%s'", name);
+		return kds_fail(e, EINVAL, "bad shard id '%.64s'", name);
+	kds_shard_id(*number, id);
 	if (kds_stream_shard(st, *number) == NULL)
-		return kds_fail(e, ENOENT, "no shard '%s'", name);
+		return kds_fail(e, ENOENT, "%s: no such shard", id);
 	return 0;
 }
 
