@@ -94,7 +94,7 @@ main(int argc, char *argv[])
 	struct kds_iter_opts o = { .type = KDS_TRIM_HORIZON };
 	const char *output = "lines", *format = NULL, *timestamp = NULL;
 	const char **shard_names = NULL;
-	uint64_t limit = UINT64_MAX, *shards = NULL, n = 0;
+	uint64_t limit = UINT64_MAX, *shards = NULL, n = 0, seq_shard, seq_counter;
 	size_t nshards = 0;
 	int type = -1, ch, rc;
 	struct kds_stream *st;
@@ -166,6 +166,8 @@ main(int argc, char *argv[])
 		    "AFTER_SEQUENCE_NUMBER, and they need it");
 	if ((o.type == KDS_AT_TIMESTAMP) != (timestamp != NULL))
 		errx(2, "--timestamp goes with AT_TIMESTAMP, and it needs it");
+	if (o.sequence && kds_seq_parse(o.sequence, &seq_shard, &seq_counter))
+		errx(2, "bad sequence number '%.64s'", o.sequence);
 	if (timestamp && kds_parse_time(timestamp, &o.timestamp_ms) == -1)
 		errx(2, "bad timestamp '%s': ISO 8601 or epoch seconds",
 		    timestamp);
