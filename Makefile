@@ -57,8 +57,12 @@ check: all $(UNITBIN)
 ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer
 check-asan:
-	$(MAKE) BUILD=build-asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="$(ASAN_FLAGS)" \
-		ASAN_OPTIONS=exitcode=86 UBSAN_OPTIONS=exitcode=87 check
+	ASAN_OPTIONS=exitcode=86:detect_leaks=1 UBSAN_OPTIONS=exitcode=87 \
+		$(MAKE) BUILD=build-asan CFLAGS="$(ASAN_FLAGS)" \
+		LDFLAGS="$(ASAN_FLAGS)" check
+
+demo: all
+	KDS_BUILD=$(BUILD) examples/clickstream-demo.sh
 
 bench: all
 	KDS_BUILD=$(abspath $(BUILD)) tests/bench.sh
@@ -94,6 +98,6 @@ deps:
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEPS)
 
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan demo
 
-.PHONY: all check check-asan bench install uninstall deps clean
+.PHONY: all check check-asan demo bench install uninstall deps clean
