@@ -5,6 +5,7 @@
 # the tree under test.  Each test runs in its own $BATS_TEST_TMPDIR.
 
 bats_require_minimum_version 1.5.0
+shopt -s extglob
 
 KDS_BUILD=${KDS_BUILD:-$BATS_TEST_DIRNAME/../build}
 PATH=$KDS_BUILD:$PATH
@@ -23,7 +24,19 @@ else
 fi
 
 # Tests set KDS_NOW themselves when they care about arrival times.
-unset KDS_NOW
+unset KDS_NOW CREATE_NOW
+
+# T: a fixed time for tests of arrival times, 2025-11-28T10:00:00Z.
+T=1764324000
+
+# fixed_clock: every tool of this test sees the clock at T + 3000 s, and
+# mkstream creates streams at T.  A shard's arrival times never go below
+# its stream's creation time, so records put at T + x (put_at) keep their
+# time, and reads at T + 3000 find them all inside the default retention.
+fixed_clock() {
+	export CREATE_NOW=$T
+	export KDS_NOW=$((T + 3000))
+}
 
 # 2^128 - 1, the last hash key.
 HMAX=340282366920938463463374607431768211455
@@ -44,7 +57,7 @@ setup() {
 mkstream() {
 	local s=$1
 	shift
-	kds-create "$@" "$s" || {
+	KDS_NOW=${CREATE_NOW:-${KDS_NOW-}} kds-create "$@" "$s" || {
 		echo "mkstream: kds-create $* $s failed" >&2
 		return 1
 	}
@@ -152,6 +165,13 @@ stderr_is() {
 		printf 'expected stderr: %s\nactual stderr:   %s\n' "$1" "$stderr" >&2
 		return 1
 	fi
+}
+
+# same FILE1 FILE2: equal files, or the first lines of their diff.
+same() {
+	cmp -s "$1" "$2" && return 0
+	diff "$1" "$2" | head -n 20 >&2
+	return 1
 }
 
 # output_is TEXT: $output (stdout) is exactly TEXT.
