@@ -285,6 +285,15 @@ write_slot(struct kds_producer *p, size_t i, struct kds_err *e)
 			rc = kds_shard_writer_append(s->w, s->buf, s->len,
 			    s->nframes, &s->first_counter, e);
 			kds_shard_writer_end(s->w);
+			/*
+			 * Group commit: fsync after the lock is released, so
+			 * that producers of one shard share their flushes
+			 * instead of queueing behind each other's.  A failed
+			 * fsync fails the batch, unacknowledged; its records
+			 * may remain, never retried as durable.
+			 */
+			if (rc == 0 && p->sync == KDS_SYNC_ALWAYS)
+				rc = kds_shard_writer_sync(s->w, e);
 			return rc;
 		}
 		/* Closed under us; its records go where they belong now. */

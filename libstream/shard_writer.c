@@ -577,8 +577,6 @@ append_chunk(struct kds_shard_writer *w, unsigned char *buf, size_t len,
 		goto undo;
 	}
 	w->dirty = 1;
-	if (w->sync == KDS_SYNC_ALWAYS && sync_segment(w, e) == -1)
-		goto undo;
 	w->t = t;
 	if (tail_write(w, e) == -1)
 		goto undo;
