@@ -12,11 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kds.h"
 
-#define IDLE_FLUSH_MS	50		/* trickling input is visible this soon */
+#define FLUSH_AFTER_MS	50		/* a pending record waits no longer */
 #define LINE_MAX_BYTES	(3 * KDS_MAX_RECORD)	/* base64 of 1 MiB in JSON */
 
 struct put {
@@ -192,16 +193,26 @@ put_one(struct put *c, const char *line, size_t len)
 	flush_stdout(c);
 }
 
+static int64_t
+monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /*
- * Read stdin in large blocks and hand out whole records.  When input goes
- * quiet with records pending, flush them, so that a trickle from tail -F
- * still reaches readers at once.
+ * Read stdin in large blocks and hand out whole records.  A record waits
+ * in a batch at most FLUSH_AFTER_MS, whether input goes quiet or keeps
+ * trickling, so that a line from tail -F reaches readers at once.
  */
 static void
 read_input(struct put *c, char delim)
 {
 	size_t cap = LINE_MAX_BYTES + 65536, start = 0, end = 0;
 	char *buf = malloc(cap), *nl;
+	int64_t pending_since = -1;
 	int discarding = 0;
 	struct kds_err e;
 
@@ -231,10 +242,21 @@ read_input(struct put *c, char delim)
 		memmove(buf, buf + start, end - start);
 		end -= start;
 		start = 0;
-		if (kds_producer_pending(c->p) && poll(&pfd, 1, IDLE_FLUSH_MS) == 0) {
-			if (kds_producer_flush(c->p, &e) == -1)
-				fail(c, e.msg);
-			flush_stdout(c);
+		if (!kds_producer_pending(c->p)) {
+			pending_since = -1;
+		} else {
+			int64_t waited;
+
+			if (pending_since < 0)
+				pending_since = monotonic_ms();
+			waited = monotonic_ms() - pending_since;
+			if (waited >= FLUSH_AFTER_MS || poll(&pfd, 1,
+			    (int)(FLUSH_AFTER_MS - waited)) == 0) {
+				if (kds_producer_flush(c->p, &e) == -1)
+					fail(c, e.msg);
+				flush_stdout(c);
+				pending_since = -1;
+			}
 		}
 		n = read(0, buf + end, cap - end);
 		if (n == -1 && errno == EINTR)
