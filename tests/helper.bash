@@ -30,9 +30,9 @@ unset KDS_NOW CREATE_NOW
 T=1764324000
 
 # fixed_clock: every tool of this test sees the clock at T + 3000 s, and
-# mkstream creates streams at T.  A shard's arrival times never go below
-# its stream's creation time, so records put at T + x (put_at) keep their
-# time, and reads at T + 3000 find them all inside the default retention.
+# mkstream creates streams at T, so that records put at T + x (put_at) are
+# never older than their segment, and reads at T + 3000 find them all
+# inside the default retention.
 fixed_clock() {
 	export CREATE_NOW=$T
 	export KDS_NOW=$((T + 3000))

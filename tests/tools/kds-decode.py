@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """kds-decode.py: an independent decoder of a kds stream directory.
 
-Written from the spec (kds-stream(5) / spec/kds-spec.md) with struct only, so
+Written from kds-stream(5) (and spec/kds-spec.md before it) with struct only, so
 that the C code and its documentation are checked against each other, not
 against themselves.  Checksums are XXH3_64bits_withSeed from libxxhash.so.0
 through ctypes.
@@ -41,7 +41,7 @@ import sys
 SEG_HEADER = struct.Struct("<6sHQQqQQ")     # magic ver shard first created salt sum
 FRAME_HEAD = struct.Struct("<QIHHQq")       # sum L K flags counter arrival
 INDEX_ENTRY = struct.Struct("<QqQQ")        # counter arrival offset sum
-TAIL = struct.Struct("<8sQQQqQQQ")          # magic first end last arrival gen res sum
+TAIL = struct.Struct("<8sQQQqQQQ")          # magic first end last arrival lastoff res sum
 assert SEG_HEADER.size == 48 and FRAME_HEAD.size == 32
 assert INDEX_ENTRY.size == 32 and TAIL.size == 64
 
@@ -249,7 +249,8 @@ def check_index(idx_path, seg_path, frames, seg_len):
         bad(idx_path, None, "entry for the frame at %d, not the first after a 32 KiB boundary" % extra[0])
 
 
-def check_tail(shard_dir, last_seg_first, last_seg_len, last_counter, last_arrival):
+def check_tail(shard_dir, last_seg_first, last_seg_len, last_counter, last_arrival,
+               last_frame_off):
     path = os.path.join(shard_dir, "tail")
     if not os.path.exists(path):
         if last_counter:
@@ -261,7 +262,7 @@ def check_tail(shard_dir, last_seg_first, last_seg_len, last_counter, last_arriv
         return                      # an empty lock file before the first put
     if len(raw) != TAIL.size:
         bad(path, None, "%d bytes, not 64" % len(raw))
-    magic, first, end, last, arrival, gen, _res, s = TAIL.unpack(raw)
+    magic, first, end, last, arrival, lastoff, _res, s = TAIL.unpack(raw)
     if magic != b"KDSTAIL1":
         bad(path, 0, "bad magic")
     if xxh3(raw[:56], 0) != s:
@@ -275,8 +276,9 @@ def check_tail(shard_dir, last_seg_first, last_seg_len, last_counter, last_arriv
         bad(path, 24, "last counter %d, last frame is %d" % (last, last_counter))
     if last_counter and arrival != last_arrival:
         bad(path, 32, "last arrival %d, last frame's is %d" % (arrival, last_arrival))
-    if gen != 0:
-        bad(path, 40, "generation %d" % gen)
+    if lastoff != last_frame_off:
+        bad(path, 40, "last frame offset %d, the active segment's last frame is at %d"
+            % (lastoff, last_frame_off))
 
 
 def decode_stream(stream, out):
@@ -290,6 +292,7 @@ def decode_stream(stream, out):
         expect = 1
         prev_arrival = None
         last = (None, None)
+        last_off = 0
         for i, (first, name) in enumerate(segs):
             path = os.path.join(sdir, name)
             with open(path, "rb") as f:
@@ -325,10 +328,11 @@ def decode_stream(stream, out):
             if os.path.exists(idx):
                 check_index(idx, path, frs, len(data))
             last = (first, len(data))
+            last_off = frs[-1][0] if frs else 0
         if sh["state"] == "closed" and sh["end_seq"] is not None:
             if int(sh["end_seq"]) % SEQ_SCALE != expect - 1:
                 bad(sdir, None, "end sequence %s, last record %d" % (sh["end_seq"], expect - 1))
-        check_tail(sdir, last[0], last[1], expect - 1, prev_arrival)
+        check_tail(sdir, last[0], last[1], expect - 1, prev_arrival, last_off)
 
 
 def list_frames(path):
