@@ -20,6 +20,9 @@
 
 #include "internal.h"
 
+static int create(const char *, const struct kds_create_opts *,
+    struct kds_err *);
+
 static void
 remove_tree(int dirfd, const char *name, unsigned nshards)
 {
@@ -49,9 +52,41 @@ remove_tree(int dirfd, const char *name, unsigned nshards)
 	unlinkat(dirfd, name, AT_REMOVEDIR);
 }
 
+/*
+ * A bare stream name (no slash) lives under $KDS_ROOT when that is set, as
+ * a bare command name is looked up in $PATH; anything with a slash, such as
+ * ./clicks, is a path as given.  The caller frees the result.
+ */
+static char *
+resolve(const char *name)
+{
+	const char *root = getenv("KDS_ROOT");
+	char *p;
+
+	if (root == NULL || *root == '\0' || strchr(name, '/') != NULL ||
+	    strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return strdup(name);
+	if (asprintf(&p, "%s/%s", root, name) == -1)
+		return NULL;
+	return p;
+}
+
 int
-kds_stream_create(const char *path, const struct kds_create_opts *o,
+kds_stream_create(const char *name, const struct kds_create_opts *o,
     struct kds_err *e)
+{
+	char *path = resolve(name);
+	int rc;
+
+	if (path == NULL)
+		return kds_fail_errno(e, "%s", name);
+	rc = create(path, o, e);
+	free(path);
+	return rc;
+}
+
+static int
+create(const char *path, const struct kds_create_opts *o, struct kds_err *e)
 {
 	char *dcopy = NULL, *bcopy = NULL, tmp[4096];
 	const char *dir, *base;
@@ -138,18 +173,18 @@ out:
 }
 
 struct kds_stream *
-kds_stream_open(const char *path, struct kds_err *e)
+kds_stream_open(const char *name, struct kds_err *e)
 {
 	struct kds_stream *st;
 	struct stat sb;
 
 	if ((st = calloc(1, sizeof(*st))) == NULL ||
-	    (st->path = strdup(path)) == NULL) {
-		kds_fail_errno(e, "%s", path);
+	    (st->path = resolve(name)) == NULL) {
+		kds_fail_errno(e, "%s", name);
 		free(st);
 		return NULL;
 	}
-	st->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	st->dirfd = open(st->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (st->dirfd == -1) {
 		kds_fail_errno(e, "%s", "");
 		goto fail;
