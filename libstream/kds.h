@@ -143,6 +143,17 @@ int	kds_reader_next(struct kds_reader *, struct kds_record *,
 	    struct kds_err *);		/* 1 record, 0 end, -1 error */
 void	kds_reader_close(struct kds_reader *);
 
+/* verify.c: check every checksum of a stream, as fsck does.  Each problem
+ * goes to report as one line naming segment and offset; with repair, torn
+ * tails are cut and indexes rebuilt; damaged records are only reported. */
+struct kds_verify_stats {
+	uint64_t	shards, segments, records, bytes;
+	uint64_t	problems, torn, stale_index, repaired;
+};
+typedef void kds_verify_fn(void *arg, const char *problem);
+int	kds_stream_verify(struct kds_stream *, int repair, kds_verify_fn *,
+	    void *arg, struct kds_verify_stats *, struct kds_err *);
+
 /* format.c: writing records out. */
 struct kds_format *kds_format_new(const char *spec, struct kds_err *);
 struct kds_format *kds_format_builtin(const char *name, struct kds_err *);
