@@ -26,10 +26,11 @@ is_prefix() {
 }
 
 # decode_ok STREAM: the independent decoder finds the stream as the spec
-# says (skipped without libxxhash).
+# says (skipped without libxxhash).  A crash between a batch and its index
+# entries may leave the index a hole, which kds-stream(5) allows.
 decode_ok() {
 	have_xxhash || return 0
-	python3 "$DECODE" "$1" >/dev/null
+	python3 "$DECODE" --lax-index "$1" >/dev/null
 }
 
 @test "kill -9 of producers, again and again: every read is clean" {

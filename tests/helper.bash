@@ -38,6 +38,9 @@ python3() {
 
 # Tests set KDS_NOW themselves when they care about arrival times.
 unset KDS_NOW CREATE_NOW
+# A bare stream name means $KDS_ROOT/name when KDS_ROOT is set: the tests
+# name streams in their own directory.
+unset KDS_ROOT
 
 # T: a fixed time for tests of arrival times, 2025-11-28T10:00:00Z.
 T=1764324000
