@@ -17,9 +17,9 @@ CFLAGS	?= -O2 -g
 BUILD	?= build
 KDS_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wpointer-arith \
 	-Wstrict-prototypes -Wmissing-prototypes -Ilibstream
-LDLIBS	= -lxxhash -lnettle -ljansson
+LDLIBS	= -lxxhash -lnettle -ljansson -larchive -lzstd
 
-TOOLS	= kds-create kds-put kds-get
+TOOLS	= kds-create kds-put kds-get kds-expire
 LIBSRC	= $(wildcard libstream/*.c)
 LIBOBJ	= $(LIBSRC:libstream/%.c=$(BUILD)/lib/%.o)
 UNITSRC	= $(wildcard tests/unit/t_*.c)
@@ -92,7 +92,8 @@ uninstall:
 
 # Every Debian package needed to build, test and benchmark.
 DEPS = build-essential pkg-config libxxhash-dev nettle-dev libjansson-dev \
-	libarchive-dev libzstd-dev bats mandoc perl python3 strace
+	libarchive-dev libzstd-dev libarchive-tools zstd bats mandoc perl python3 \
+	strace
 deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEPS)

@@ -30,7 +30,8 @@ usage(void)
 	fprintf(stderr, "usage: kds-get [-0] [-n limit] [-s shard]... [-i type] "
 	    "[--sequence seq]\n"
 	    "               [--timestamp time] [-o lines|raw|jsonl] "
-	    "[--format fmt] stream\n");
+	    "[--format fmt] stream\n"
+	    "       kds-get --archive [options] file ...\n");
 	exit(2);
 }
 
@@ -41,6 +42,7 @@ help(void)
 	    "[--sequence seq]\n"
 	    "               [--timestamp time] [-o lines|raw|jsonl] "
 	    "[--format fmt] stream\n"
+	    "       kds-get --archive [options] file ...\n"
 	    "  -0, --null            end each record with NUL, not newline\n"
 	    "  -n, --limit N         stop after N records\n"
 	    "  -s, --shard SHARD     read this shard only (repeatable)\n"
@@ -52,6 +54,8 @@ help(void)
 	    "      --format FMT      %%s data, %%S its length, %%k key, %%K its length,\n"
 	    "                        %%o sequence, %%T arrival ms, %%p shard, %%t stream,\n"
 	    "                        %%h hash key, %%%%; \\n \\t \\r \\0 \\\\\n"
+	    "      --archive         read kds-expire's archives, the files named,\n"
+	    "                        instead of a stream\n"
 	    "  -h, --help            show this help\n"
 	    "  -V, --version         show the version\n");
 	exit(0);
@@ -75,6 +79,48 @@ check_stdout(const char *stream)
 	err(1, "%s: stdout", stream);
 }
 
+/*
+ * --archive: the records of kds-expire's archives, with the options of a
+ * live stream; shards are named by id or number, with no stream to ask.
+ */
+static int
+from_archives(int argc, char *argv[], struct kds_iter_opts *o,
+    struct kds_format *fmt, uint64_t limit, const char **names, size_t nnames)
+{
+	struct kds_archive_reader *rd;
+	struct kds_record rec;
+	struct kds_err e;
+	uint64_t *shards = NULL, n = 0;
+	int rc = 0;
+
+	if (nnames > 0 && (shards = calloc(nnames, sizeof(*shards))) == NULL)
+		err(1, NULL);
+	for (size_t i = 0; i < nnames; i++)
+		if (kds_shard_id_parse(names[i], &shards[i]) == -1)
+			errx(2, "bad shard id '%.64s'", names[i]);
+	o->shards = shards;
+	o->nshards = nnames;
+	if ((rd = kds_archive_reader_open((const char *const *)argv,
+	    (size_t)argc, o, &e)) == NULL)
+		errx(1, "%s", e.msg);
+	signal(SIGPIPE, SIG_IGN);
+	while (n < limit && (rc = kds_archive_reader_next(rd, &rec, &e)) == 1) {
+		if (kds_format_write(stdout, fmt, kds_archive_reader_stream(rd),
+		    &rec) == -1)
+			check_stdout(kds_archive_reader_stream(rd));
+		n++;
+	}
+	if (n < limit && rc == -1) {
+		fflush(stdout);
+		errx(1, "%s", e.msg);
+	}
+	if (fclose(stdout) == EOF)
+		check_stdout(kds_archive_reader_stream(rd));
+	kds_archive_reader_close(rd);
+	free(shards);
+	return 0;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -87,6 +133,7 @@ main(int argc, char *argv[])
 		{ "timestamp", required_argument, NULL, 'T' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "format", required_argument, NULL, 'F' },
+		{ "archive", no_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -96,7 +143,7 @@ main(int argc, char *argv[])
 	const char **shard_names = NULL;
 	uint64_t limit = UINT64_MAX, *shards = NULL, n = 0, seq_shard, seq_counter;
 	size_t nshards = 0;
-	int type = -1, ch, rc;
+	int type = -1, ch, rc, archive = 0;
 	struct kds_stream *st;
 	struct kds_reader *rd;
 	struct kds_format *fmt;
@@ -140,6 +187,9 @@ main(int argc, char *argv[])
 		case 'F':
 			format = optarg;
 			break;
+		case 'A':
+			archive = 1;
+			break;
 		case 'h':
 			help();
 			break;
@@ -152,7 +202,7 @@ main(int argc, char *argv[])
 	}
 	argc -= optind;
 	argv += optind;
-	if (argc != 1 || argv[0][0] == '\0')
+	if ((archive ? argc < 1 : argc != 1) || argv[0][0] == '\0')
 		usage();
 
 	/* --sequence and --timestamp imply their iterator, and need it. */
@@ -177,6 +227,10 @@ main(int argc, char *argv[])
 		errx(2, "%s", e.msg);
 	if (timestamp && o.timestamp_ms > kds_now_ms())
 		errx(1, "%s: timestamp %s is in the future", argv[0], timestamp);
+
+	if (archive)
+		return from_archives(argc, argv, &o, fmt, limit, shard_names,
+		    nshards);
 
 	if ((st = kds_stream_open(argv[0], &e)) == NULL)
 		errx(1, "%s: %s", argv[0], e.msg);

@@ -201,9 +201,36 @@ void	kds_shard_writer_free(struct kds_shard_writer *);
  * floor_ms: no record of the shard arrives earlier (0: a root shard). */
 int	kds_shard_init(int stream_dirfd, uint64_t shard, int64_t created_ms,
 	    int64_t floor_ms, struct kds_err *);
+/* Expiry, under the lock of kds_shard_writer_begin(): where the shard
+ * stands, and sealing its active segment behind a new, empty one. */
+void	kds_shard_writer_state(const struct kds_shard_writer *,
+	    uint64_t *seg_first, uint64_t *end, uint64_t *last_counter,
+	    int64_t *last_arrival);
+int	kds_shard_writer_seal(struct kds_shard_writer *, struct kds_err *);
 /* Recover a shard's tail under its lock, as a writer would (reshard). */
 int	kds_shard_recover(struct kds_stream *, uint64_t shard,
 	    uint64_t *last_counter, struct kds_err *);
+
+/* archive.c: segments into tar.zst archives (kds-stream(5), Archives). */
+struct kds_archive_member {
+	uint64_t	first;		/* first counter: the segment's name */
+	uint64_t	size;		/* bytes: header and whole frames */
+	int64_t		oldest_ms;	/* its first record's arrival */
+};
+typedef void kds_archive_progress_fn(void *arg, uint64_t bytes);
+int	kds_archive_dir_open(const char *dir, const char *stream,
+	    int64_t hour_ms, int create, char *path, size_t pathlen,
+	    struct kds_err *);
+void	kds_archive_name(uint64_t shard, uint64_t first, uint64_t last,
+	    char *out, size_t);
+int	kds_archive_name_parse(const char *name, uint64_t *shard,
+	    uint64_t *first, uint64_t *last);
+int	kds_archive_holds(int dirfd, const char *name, const char *member,
+	    uint64_t size, const unsigned char hdr[SEG_HEADER_LEN]);
+int	kds_archive_write(int dirfd, const char *name, const char *what,
+	    const char *stream, uint64_t shard, int shard_dirfd,
+	    const struct kds_archive_member *, size_t n,
+	    kds_archive_progress_fn *, void *arg, struct kds_err *);
 
 /* utf8.c */
 long	kds_utf8_chars(const char *, size_t);	/* -1: invalid UTF-8 */

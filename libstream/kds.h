@@ -19,6 +19,9 @@
  *              -> kds_producer_close -> kds_stream_close
  *   consumer:  kds_stream_open -> kds_reader_open -> kds_reader_next ...
  *              -> kds_reader_close -> kds_stream_close
+ *   expiry:    kds_stream_open -> kds_expire -> kds_stream_close
+ *   archives:  kds_archive_reader_open -> kds_archive_reader_next ...
+ *              -> kds_archive_reader_close
  * The boundary is records in, records out: a tool never sees a segment.
  *
  * Errors.  Every call that can fail returns -1 (or NULL) and fills the
@@ -153,6 +156,39 @@ struct kds_verify_stats {
 typedef void kds_verify_fn(void *arg, const char *problem);
 int	kds_stream_verify(struct kds_stream *, int repair, kds_verify_fn *,
 	    void *arg, struct kds_verify_stats *, struct kds_err *);
+
+/*
+ * retention.c: kds-expire (kds-stream(5), RETENTION).  Removes the segments
+ * the retention has passed, archiving them first when archive_dir is set,
+ * and closed shards whose records have all expired.  Holds STREAM/lock for
+ * the whole call.  report gets one line per thing done (or, with dry_run,
+ * that would be done); progress, the bytes archived so far and in all.
+ * Returns 0, 1 when nowait and another holds STREAM/lock, or -1.
+ */
+typedef void kds_report_fn(void *arg, const char *line);
+typedef void kds_progress_fn(void *arg, uint64_t done, uint64_t total);
+struct kds_expire_opts {
+	int64_t		 retention_s;	/* > 0: change the retention first */
+	const char	*archive_dir;	/* NULL: remove without archiving */
+	int		 dry_run;
+	int		 nowait;
+	kds_report_fn	*report;
+	kds_progress_fn	*progress;
+	void		*arg;
+};
+int	kds_expire(struct kds_stream *, const struct kds_expire_opts *,
+	    struct kds_err *);
+
+/* archive_read.c: records out of kds-expire's archives, as a reader gives
+ * them; o->shards are shard numbers.  The record's stream is
+ * kds_archive_reader_stream(), until the next call. */
+struct kds_archive_reader;
+struct kds_archive_reader *kds_archive_reader_open(const char *const *files,
+	    size_t n, const struct kds_iter_opts *o, struct kds_err *);
+int	kds_archive_reader_next(struct kds_archive_reader *,
+	    struct kds_record *, struct kds_err *);
+const char *kds_archive_reader_stream(const struct kds_archive_reader *);
+void	kds_archive_reader_close(struct kds_archive_reader *);
 
 /* format.c: writing records out. */
 struct kds_format *kds_format_new(const char *spec, struct kds_err *);

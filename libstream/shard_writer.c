@@ -672,3 +672,60 @@ kds_shard_recover(struct kds_stream *st, uint64_t shard, uint64_t *last,
 	kds_shard_writer_free(w);
 	return rc;
 }
+
+/* Where the shard stands, under the lock of kds_shard_writer_begin(). */
+void
+kds_shard_writer_state(const struct kds_shard_writer *w, uint64_t *seg_first,
+    uint64_t *end, uint64_t *last_counter, int64_t *last_arrival)
+{
+	*seg_first = w->t.seg_first;
+	*end = w->t.end;
+	*last_counter = w->t.last_counter;
+	*last_arrival = w->t.last_arrival;
+}
+
+/*
+ * Expiry (kds-stream(5), RETENTION), under the lock of
+ * kds_shard_writer_begin(): start an empty segment after the last record,
+ * so that the active one is sealed and may be removed while the counters
+ * go on.  The tail names the new segment before it exists: a crash then
+ * leaves a tail that is not trusted, and the next writer recovers to the
+ * old segment, rather than appending to a segment that is no longer last.
+ */
+int
+kds_shard_writer_seal(struct kds_shard_writer *w, struct kds_err *e)
+{
+	struct tail_state old = w->t;
+	struct kds_seg_header h;
+	uint64_t next = w->t.last_counter + 1;
+	int64_t now = kds_now_ms();
+	int fd;
+
+	if (w->t.last_counter < w->t.seg_first)
+		return 0;		/* already empty: nothing to seal */
+	if (sync_segment(w, e) == -1)
+		return -1;
+	w->t.seg_first = next;
+	w->t.end = SEG_HEADER_LEN;
+	w->t.last_frame_off = 0;
+	if (now > w->t.last_arrival)
+		w->t.last_arrival = now;
+	if (tail_write(w, e) == -1)
+		goto undo;
+	fd = kds_seg_create(w->dirfd, w->shard, next, w->t.last_arrival, &h, e);
+	if (fd == -1)
+		goto undo;
+	if (fsync(fd) == -1) {
+		close(fd);
+		set_segname(w, next);
+		return kds_fail_errno(e, "%s: fsync", w->segname);
+	}
+	close(fd);
+	if (kds_fsync_dir(w->dirfd, w->segname, e) == -1)
+		return -1;
+	return open_segment(w, next, e);
+undo:
+	w->t = old;
+	(void)tail_write(w, NULL);
+	return -1;
+}
