@@ -1,6 +1,7 @@
-# bash completion for the kds tools: kds-create, kds-put, kds-get.
+# bash completion for the kds tools: kds-create, kds-put, kds-get,
+# kds-expire.
 # A stream is a directory holding a file named meta; see kds-stream(5).
-# Install as kds-create, kds-put and kds-get in bash-completion's
+# Install as kds-create, kds-put, kds-get and kds-expire in bash-completion's
 # completions directory (links to this file), or source it.
 
 # _kds_dirs cur streams: reply with the directories matching cur;
@@ -83,8 +84,14 @@ _kds()
 		;;
 	kds-get)
 		opts='-0 --null -n --limit -s --shard -i --iterator --sequence
-		    --timestamp -o --output --format -h --help -V --version'
+		    --timestamp -o --output --format --archive -h --help
+		    -V --version'
 		_kds_argopts='-n --limit -s --shard -i --iterator --sequence --timestamp -o --output --format'
+		;;
+	kds-expire)
+		opts='-a --archive -r --retention -n --dry-run -v --verbose
+		    --no-wait -h --help -V --version'
+		_kds_argopts='-a --archive -r --retention'
 		;;
 	*)
 		return 0
@@ -112,6 +119,11 @@ _kds()
 		    AFTER_SEQUENCE_NUMBER AT_TIMESTAMP'
 		;;
 	kds-get:-o | kds-get:--output) values='lines raw jsonl' ;;
+	kds-expire:-a | kds-expire:--archive)
+		_kds_dirs "$cur" 0
+		COMPREPLY=("${COMPREPLY[@]/#/$pre}")
+		return 0
+		;;
 	kds-get:-s | kds-get:--shard)
 		_kds_shards "$(_kds_stream_arg)" "$cur"
 		COMPREPLY=("${COMPREPLY[@]/#/$pre}")
@@ -137,10 +149,13 @@ _kds()
 	fi
 	if [[ $1 == kds-create ]]; then
 		_kds_dirs "$cur" 0	# a new stream: only its parent exists
+	elif [[ $1 == kds-get && " ${COMP_WORDS[*]} " == *" --archive "* ]]; then
+		COMPREPLY=($(compgen -f -- "$cur"))	# archive files
+		compopt -o filenames 2>/dev/null
 	else
 		_kds_dirs "$cur" 1
 	fi
 	return 0
 }
 
-complete -F _kds kds-create kds-put kds-get
+complete -F _kds kds-create kds-put kds-get kds-expire

@@ -1,7 +1,8 @@
-# fish completion for the kds tools: kds-create, kds-put, kds-get.
+# fish completion for the kds tools: kds-create, kds-put, kds-get,
+# kds-expire.
 # A stream is a directory holding a file named meta; see kds-stream(5).
-# Install as kds-create.fish, kds-put.fish and kds-get.fish (links to this
-# file) in a directory of $fish_complete_path, or source it.
+# Install as kds-create.fish, kds-put.fish, kds-get.fish and kds-expire.fish
+# (links to this file) in a directory of $fish_complete_path, or source it.
 
 # Stream directories, and other directories to go on into.
 function __kds_streams
@@ -58,7 +59,7 @@ function __kds_shards
     end <$stream/meta
 end
 
-for c in kds-create kds-put kds-get
+for c in kds-create kds-put kds-get kds-expire
     complete -c $c -f
     complete -c $c -s h -l help -d 'Print the synopsis and options'
     complete -c $c -s V -l version -d 'Print the version'
@@ -90,4 +91,13 @@ complete -c kds-get -l sequence -x -d 'Sequence number for AT_ and AFTER_SEQUENC
 complete -c kds-get -l timestamp -x -d 'Time for AT_TIMESTAMP'
 complete -c kds-get -s o -l output -x -a 'lines raw jsonl' -d 'Output format'
 complete -c kds-get -l format -x -d 'Print each record as this format'
+complete -c kds-get -l archive -d 'Read archives of kds-expire instead of a stream'
+complete -c kds-get -n '__fish_contains_opt archive' -F
 complete -c kds-get -x -a '(__kds_streams)'
+
+complete -c kds-expire -s a -l archive -x -a '(__fish_complete_directories (commandline -ct) Directory)' -d 'Archive expired segments under this directory'
+complete -c kds-expire -s r -l retention -x -d 'Change the retention first (1s-8760h)'
+complete -c kds-expire -s n -l dry-run -d 'Say what would be done, do nothing'
+complete -c kds-expire -s v -l verbose -d 'Say what is done'
+complete -c kds-expire -l no-wait -d 'Skip a stream that another process has locked'
+complete -c kds-expire -x -a '(__kds_streams)'
