@@ -501,25 +501,38 @@ static int
 roll(struct kds_shard_writer *w, int64_t now, struct kds_err *e)
 {
 	struct kds_seg_header h;
+	struct tail_state old = w->t;
 	uint64_t next = w->t.last_counter + 1;
 	int64_t created = now > w->t.last_arrival ? now : w->t.last_arrival;
 	int fd;
 
 	if (sync_segment(w, e) == -1)
 		return -1;
-	if ((fd = kds_seg_create(w->dirfd, w->shard, next, created, &h, e)) == -1)
-		return -1;
-	close(fd);
-	if (w->sync != KDS_SYNC_NEVER && kds_fsync_dir(w->dirfd,
-	    w->segname, e) == -1)
-		return -1;
-	if (open_segment(w, next, e) == -1)
-		return -1;
+	/*
+	 * The tail names the new segment before it exists.  A crash before it
+	 * does leaves a tail that is not trusted (its segment is missing), and
+	 * the next writer recovers to the old segment; the other order would
+	 * leave a trusted tail naming the old segment while an empty one
+	 * follows it, and the next writer would append behind a segment that
+	 * readers take as the next, then fail to roll onto its name.
+	 */
 	w->t.seg_first = next;
 	w->t.end = SEG_HEADER_LEN;
 	w->t.last_frame_off = 0;
 	w->t.last_arrival = created;
-	return tail_write(w, e);
+	if (tail_write(w, e) == -1)
+		goto undo;
+	if ((fd = kds_seg_create(w->dirfd, w->shard, next, created, &h, e)) == -1)
+		goto undo;
+	close(fd);
+	if (w->sync != KDS_SYNC_NEVER && kds_fsync_dir(w->dirfd,
+	    w->segname, e) == -1)
+		return -1;
+	return open_segment(w, next, e);
+undo:
+	w->t = old;
+	(void)tail_write(w, NULL);
+	return -1;
 }
 
 static int
