@@ -167,6 +167,48 @@ fill(struct shard_reader *r, size_t want, struct kds_err *e)
 }
 
 /*
+ * kds-expire removed the segment we are reading, once the last of the
+ * shard: it put an empty one after it first, so it is sealed, and our
+ * descriptor still reads it whole.  Read it to its end, then go on to the
+ * segment after it (kds-stream(5), RETENTION).  2 moved on or read more,
+ * -1.
+ */
+static int
+after_removed(struct shard_reader *r, enum frame_status fs, const char *why,
+    struct kds_err *e)
+{
+	uint64_t expect = r->expect;
+	int64_t prev = r->prev_arrival;
+	struct stat sb;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < r->nsegs && r->segs[i] <= r->hdr.first_counter; i++)
+		;
+	if (i == r->nsegs)
+		return corrupt(r, r->off, "segment removed while being read", e);
+	if (fstat(r->segfd, &sb) == -1)
+		return kds_fail_errno(e, "%s", r->segname);
+	if ((uint64_t)sb.st_size > r->buf_off + r->len) {
+		r->len = 0;	/* it grew before it was sealed */
+		return 2;
+	}
+	if (fs != FRAME_INCOMPLETE || r->off != (uint64_t)sb.st_size)
+		return corrupt(r, r->off, fs == FRAME_BAD ? why :
+		    "truncated frame", e);
+	if ((rc = open_seg(r, i, e)) == 1)
+		return open_at(r, 0, e) == -1 ? -1 : 2;
+	if (rc == -1)
+		return -1;
+	r->prev_arrival = prev;
+	/* A later first counter: what lay between has expired too. */
+	if (r->hdr.first_counter < expect)
+		return corrupt(r, 0, "first sequence number does not follow "
+		    "the previous segment", e);
+	return 2;
+}
+
+/*
  * The frame at off did not decode.  On the last segment of the shard it
  * may be the end of the data for now, or a torn tail: both are "no more".
  * Returns 0 (no more), 2 (moved on to another segment: try again) or -1.
@@ -194,8 +236,7 @@ at_end(struct shard_reader *r, enum frame_status fs, const char *why,
 					return 2;
 				}
 			}
-			return corrupt(r, r->off, "segment removed while "
-			    "being read", e);
+			return after_removed(r, fs, why, e);
 		}
 		if (fstat(r->segfd, &sb) == -1)
 			return kds_fail_errno(e, "%s", r->segname);
