@@ -300,6 +300,8 @@ def decode_stream(stream, out):
         prev_arrival = None
         last = (None, None)
         last_off = 0
+        last_has = False
+        last_created = None
         for i, (first, name) in enumerate(segs):
             path = os.path.join(sdir, name)
             with open(path, "rb") as f:
@@ -317,9 +319,14 @@ def decode_stream(stream, out):
                 bad(path, 16, "first counter %d, name says %d" % (hfirst, first))
             if xxh3(data[:40], 0) != s:
                 bad(path, 40, "bad header checksum")
+            # kds-stream(5) RETENTION: expired segments are removed
+            # oldest first, so the first one left may start anywhere.
+            if i == 0:
+                expect = first
             if first != expect:
                 bad(path, None, "first counter %d, expected %d" % (first, expect))
             frs = list(frames_of(data, 48, salt, path, first, prev_arrival))
+            last_created = created
             if not frs and i != len(segs) - 1:
                 bad(path, None, "an earlier segment holds no record")
             for off, L, K, counter, arrival, key, payload in frs:
@@ -336,9 +343,14 @@ def decode_stream(stream, out):
                 check_index(idx, path, frs, len(data))
             last = (first, len(data))
             last_off = frs[-1][0] if frs else 0
+            last_has = bool(frs)
         if sh["state"] == "closed" and sh["end_seq"] is not None:
             if int(sh["end_seq"]) % SEQ_SCALE != expect - 1:
                 bad(sdir, None, "end sequence %s, last record %d" % (sh["end_seq"], expect - 1))
+        # An empty last segment after records (a roll, or an expiry that
+        # removed the segment before it): the tail's arrival is its creation.
+        if segs and not last_has:
+            prev_arrival = last_created
         check_tail(sdir, last[0], last[1], expect - 1, prev_arrival, last_off)
 
 
