@@ -117,13 +117,15 @@ window_at(struct window *w, uint64_t off, size_t want, struct kds_err *e)
 		return 0;
 	if (off + want > w->size)
 		want = (size_t)(w->size - off);
-	if (want > w->cap) {
-		unsigned char *nb = realloc(w->buf, want);
+	/* Read ahead: a walk takes many small frames in few reads. */
+	if (want > w->cap || w->cap < WALK_CHUNK) {
+		size_t cap = want > WALK_CHUNK ? want : WALK_CHUNK;
+		unsigned char *nb = realloc(w->buf, cap);
 
 		if (nb == NULL)
 			return kds_fail_errno(e, "walk");
 		w->buf = nb;
-		w->cap = want;
+		w->cap = cap;
 	}
 	w->base = off;
 	w->have = 0;

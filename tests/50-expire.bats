@@ -93,7 +93,6 @@ state() {
 	[ "${#stderr_lines[@]}" -eq 2 ]
 	[ -z "$output" ]
 	# s was expired all the same: the hour-0 and hour-1 records are gone
-	run -0 at 0 kds-get --archive /dev/null 2>/dev/null || true
 	[ "$(python3 "$DECODE" s | wc -l)" -eq 10 ]
 	[ -z "$(ls -A plain)" ] && [ ! -e nosuch ]
 }
