@@ -34,6 +34,15 @@ usage(void)
 	exit(2);
 }
 
+/* --help and --version: a full or closed stdout is a failure. */
+static void __attribute__((noreturn))
+done(void)
+{
+	if (fclose(stdout) == EOF)
+		err(1, "stdout");
+	exit(0);
+}
+
 static void
 help(void)
 {
@@ -46,7 +55,7 @@ help(void)
 	    "      --no-wait            skip a stream that another process has locked\n"
 	    "  -h, --help               show this help\n"
 	    "  -V, --version            show the version\n");
-	exit(0);
+	done();
 }
 
 static void
@@ -165,7 +174,7 @@ main(int argc, char *argv[])
 			break;
 		case 'V':
 			printf("kds-expire (kds) %s\n", KDS_VERSION);
-			exit(0);
+			done();
 		default:
 			usage();
 		}

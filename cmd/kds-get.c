@@ -95,14 +95,21 @@ from_archives(int argc, char *argv[], struct kds_iter_opts *o,
 
 	if (nnames > 0 && (shards = calloc(nnames, sizeof(*shards))) == NULL)
 		err(1, NULL);
-	for (size_t i = 0; i < nnames; i++)
-		if (kds_shard_id_parse(names[i], &shards[i]) == -1)
+	for (size_t i = 0; i < nnames; i++) {
+		if (kds_shard_id_parse(names[i], &shards[i]) == -1) {
+			kds_format_free(fmt);
+			free(shards);
 			errx(2, "bad shard id '%.64s'", names[i]);
+		}
+	}
 	o->shards = shards;
 	o->nshards = nnames;
 	if ((rd = kds_archive_reader_open((const char *const *)argv,
-	    (size_t)argc, o, &e)) == NULL)
+	    (size_t)argc, o, &e)) == NULL) {
+		kds_format_free(fmt);
+		free(shards);
 		errx(1, "%s", e.msg);
+	}
 	signal(SIGPIPE, SIG_IGN);
 	while (n < limit && (rc = kds_archive_reader_next(rd, &rec, &e)) == 1) {
 		if (kds_format_write(stdout, fmt, kds_archive_reader_stream(rd),
@@ -112,12 +119,17 @@ from_archives(int argc, char *argv[], struct kds_iter_opts *o,
 	}
 	if (n < limit && rc == -1) {
 		fflush(stdout);
+		kds_archive_reader_close(rd);
+		kds_format_free(fmt);
+		free(shards);
 		errx(1, "%s", e.msg);
 	}
 	if (fclose(stdout) == EOF)
 		check_stdout(kds_archive_reader_stream(rd));
 	kds_archive_reader_close(rd);
+	kds_format_free(fmt);
 	free(shards);
+	free(names);
 	return 0;
 }
 

@@ -52,6 +52,10 @@ state() {
 	done
 	run -0 --separate-stderr kds-expire --version
 	output_is "kds-expire (kds) 0.1.0"
+	for o in --help --version; do
+		run -1 --separate-stderr bash -c "kds-expire $o >/dev/full"
+		stderr_is "kds-expire: stdout: No space left on device"
+	done
 }
 
 @test "no stream operand, an unknown option, an empty operand: usage, exit 2" {
@@ -453,4 +457,31 @@ blocked_on_lock() {
 		[ $(($(tail -n 1 nums) - $(head -n 1 nums) + 1)) -eq "$(wc -l <nums)" ]
 	done
 	python3 "$DECODE" s >/dev/null
+}
+
+@test "completions: bash offers every option of kds-expire; zsh and fish name them" {
+	source "$BATS_TEST_DIRNAME/../completions/kds.bash"
+	COMP_WORDS=(kds-expire --)
+	COMP_CWORD=1
+	_kds kds-expire || true	# compopt fails outside completion
+	for o in --archive --retention --dry-run --verbose --no-wait --help --version; do
+		[[ " ${COMPREPLY[*]} " == *" $o "* ]] || { echo "bash: no $o" >&2; return 1; }
+	done
+	mkstream s
+	mkdir d
+	COMP_WORDS=(kds-expire -a "")
+	COMP_CWORD=2
+	COMPREPLY=()
+	_kds kds-expire || true	# compopt fails outside completion
+	[[ " ${COMPREPLY[*]} " == *" d/ "* ]]
+	COMP_WORDS=(kds-expire -v "")
+	COMPREPLY=()
+	_kds kds-expire || true	# compopt fails outside completion
+	[[ " ${COMPREPLY[*]} " == *" s "* ]]
+	for o in archive retention dry-run verbose no-wait; do
+		grep -q -- "--$o" "$BATS_TEST_DIRNAME/../completions/_kds"
+		grep -q -- "complete -c kds-expire .*-l $o" "$BATS_TEST_DIRNAME/../completions/kds.fish"
+	done
+	grep -q -- "--archive" "$BATS_TEST_DIRNAME/../completions/_kds"
+	grep -q -- "complete -c kds-get -l archive" "$BATS_TEST_DIRNAME/../completions/kds.fish"
 }

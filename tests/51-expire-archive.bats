@@ -36,6 +36,9 @@ hourly() {
 	done
 }
 
+# Under strace, LeakSanitizer cannot run (make check-asan): "$NOLEAK strace".
+NOLEAK="env ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+
 state() {
 	(cd "$1" && find . -type f | sort | xargs md5sum)
 }
@@ -195,7 +198,7 @@ crash_points() {
 		cp -a tmpl s
 		mkdir arch
 		rc=0
-		strace -f -o /dev/null -e trace="$calls" -e inject="$calls":signal=KILL:when=$n \
+		$NOLEAK strace -f -o /dev/null -e trace="$calls" -e inject="$calls":signal=KILL:when=$n \
 		    env KDS_NOW=$((T + 4 * H)) kds-expire -a arch s >/dev/null 2>&1 || rc=$?
 		if ((rc == 0)); then
 			echo "# $calls: $((n - 1)) crash points" >&3
@@ -250,7 +253,7 @@ crash_points() {
 	mkstream s -r 1h --segment-bytes 4096
 	hourly s 2 100
 	records s /dev/null >want
-	run -137 strace -f -o /dev/null -e trace=unlink,unlinkat -e inject=unlink,unlinkat:signal=KILL:when=1 \
+	run -137 $NOLEAK strace -f -o /dev/null -e trace=unlink,unlinkat -e inject=unlink,unlinkat:signal=KILL:when=1 \
 	    env KDS_NOW=$((T + 2 * H + 60)) kds-expire -a arch s
 	a=$(find arch -name '*.tar.zst')
 	[ "$(wc -l <<<"$a")" -eq 1 ]
@@ -330,7 +333,7 @@ crash_points() {
 	cp -a s s2
 	mkdir arch2
 	# each read of a segment slowed down: the run takes a few seconds
-	slow="strace -f -o /dev/null -e trace=pread64 -e inject=pread64:delay_exit=200000"
+	slow="$NOLEAK strace -f -o /dev/null -e trace=pread64 -e inject=pread64:delay_exit=200000"
 	script -qec "$slow env KDS_NOW=$((T + 2 * H)) $KDS_BUILD/kds-expire -a arch s" /dev/null >tty
 	grep -q 'kds-expire: s: archived [0-9.]* of [0-9.]* MiB' tty
 	[ -z "$(find s -name '*.seg' -size +48c)" ]
