@@ -295,8 +295,10 @@ kds_archive_write(int dirfd, const char *name, const char *what,
 		goto fail;
 	}
 	fd = -1;
-	if (renameat(dirfd, tmp, dirfd, name) == -1) {
-		kds_fail_errno(e, "%s: rename", tmpwhat);
+	/* Never over another archive: one of another stream of this name
+	 * would be lost, and ours would not hold what it is named for. */
+	if (renameat2(dirfd, tmp, dirfd, name, RENAME_NOREPLACE) == -1) {
+		kds_fail_errno(e, "%s", what);
 		goto fail;
 	}
 	if (fsync(dirfd) == -1) {
