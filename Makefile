@@ -19,7 +19,7 @@ KDS_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wpointer-arith \
 	-Wstrict-prototypes -Wmissing-prototypes -Ilibstream
 LDLIBS	= -lxxhash -lnettle -ljansson
 
-TOOLS	= kds-create kds-put kds-get
+TOOLS	= kds-create kds-put kds-get kds-reshard
 LIBSRC	= $(wildcard libstream/*.c)
 LIBOBJ	= $(LIBSRC:libstream/%.c=$(BUILD)/lib/%.o)
 UNITSRC	= $(wildcard tests/unit/t_*.c)

@@ -313,6 +313,28 @@ kds_stream_shard_lookup(const struct kds_stream *st, const char *name,
 }
 
 int
+kds_stream_shard_desc(const struct kds_stream *st, uint64_t number,
+    struct kds_shard_desc *d, struct kds_err *e)
+{
+	const struct kds_shard *sh = kds_stream_shard(st, number);
+
+	memset(d, 0, sizeof(*d));
+	kds_shard_id(number, d->id);
+	if (sh == NULL)
+		return kds_fail(e, ENOENT, "%s: no such shard", d->id);
+	if (sh->parent >= 0)
+		kds_shard_id((uint64_t)sh->parent, d->parent);
+	if (sh->adjacent >= 0)
+		kds_shard_id((uint64_t)sh->adjacent, d->adjacent);
+	kds_hashkey_format(sh->start_hash, d->start_hash);
+	kds_hashkey_format(sh->end_hash, d->end_hash);
+	kds_seq_format(number, 1, d->start_seq);
+	if (!sh->open)
+		kds_seq_format(number, sh->end_counter, d->end_seq);
+	return 0;
+}
+
+int
 kds_shard_dir_open(struct kds_stream *st, uint64_t shard, struct kds_err *e)
 {
 	char id[KDS_SHARD_ID_LEN + 1];
