@@ -92,7 +92,8 @@ main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 }
 	};
 	struct out o = { NULL, NULL, 0 };
-	unsigned __int128 key;
+	enum { SPLIT, MERGE, SCALE } what;
+	unsigned __int128 key, *keyp = NULL;
 	struct kds_err e;
 	uint64_t a = 0, b = 0, count = 0;
 	const char *cmd;
@@ -122,18 +123,21 @@ main(int argc, char *argv[])
 	o.name = argv[0];
 	cmd = argv[1];
 	if (strcmp(cmd, "split") == 0) {
+		what = SPLIT;
 		if (argc != 3 && argc != 4)
 			usage();
 		a = shard_arg(argv[2]);
-		if (argc == 4 && kds_hashkey_parse(argv[3], &key) == -1)
+		if (argc == 4 && kds_hashkey_parse(argv[3], keyp = &key) == -1)
 			errx(2, "bad hash key '%s': a decimal from 0 to 2^128-1",
 			    argv[3]);
 	} else if (strcmp(cmd, "merge") == 0) {
+		what = MERGE;
 		if (argc != 4)
 			usage();
 		a = shard_arg(argv[2]);
 		b = shard_arg(argv[3]);
 	} else if (strcmp(cmd, "scale") == 0) {
+		what = SCALE;
 		if (argc != 3)
 			usage();
 		if (kds_parse_uint(argv[2], KDS_MAX_SHARDS, &count) == -1 ||
@@ -146,10 +150,9 @@ main(int argc, char *argv[])
 
 	if ((o.st = kds_stream_open(o.name, &e)) == NULL)
 		errx(1, "%s: %s", o.name, e.msg);
-	if (cmd[0] == 's' && cmd[1] == 'p')
-		rc = kds_reshard_split(o.st, a, argc == 4 ? &key : NULL, made,
-		    &o, &e);
-	else if (cmd[0] == 'm')
+	if (what == SPLIT)
+		rc = kds_reshard_split(o.st, a, keyp, made, &o, &e);
+	else if (what == MERGE)
 		rc = kds_reshard_merge(o.st, a, b, made, &o, &e);
 	else
 		rc = kds_reshard_scale(o.st, (unsigned)count, made, &o, &e);

@@ -11,6 +11,7 @@
  * closed and follow the new meta to the children.
  */
 #define _GNU_SOURCE
+#include <sys/resource.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,7 @@
 #include "internal.h"
 
 #define U128_MAX	(~(unsigned __int128)0)
+#define BATCH_MAX	256	/* splits or merges in one transaction */
 
 /* One split or merge of a transaction. */
 struct op {
@@ -553,12 +555,29 @@ plan(const struct kds_meta *m, unsigned n, const struct kds_shard **sorted,
 	return nops;
 }
 
+/*
+ * How many splits or merges one transaction of a scaling takes: each holds
+ * one or two tail locks, one descriptor each, until the transaction ends,
+ * and the process may have few descriptors.
+ */
+static size_t
+batch_size(void)
+{
+	struct rlimit rl;
+	rlim_t n = BATCH_MAX;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		n = rl.rlim_cur > 64 ? (rl.rlim_cur - 32) / 2 : 1;
+	return n < BATCH_MAX ? (size_t)n : BATCH_MAX;
+}
+
 int
 kds_reshard_scale(struct kds_stream *st, unsigned n, kds_shard_fn *fn,
     void *arg, struct kds_err *e)
 {
 	const struct kds_shard **sorted = NULL;
 	struct op *ops = NULL;
+	size_t batch = batch_size();
 	int fd, rc = -1;
 
 	if (n < 1 || n > KDS_MAX_SHARDS)
@@ -585,9 +604,14 @@ kds_reshard_scale(struct kds_stream *st, unsigned n, kds_shard_fn *fn,
 			rc = 0;
 			break;
 		}
-		if (commit(st, ops, nops, 0, fn, arg, e) == -1)
-			break;
+		for (size_t i = 0; i < nops; i += batch) {
+			size_t k = nops - i < batch ? nops - i : batch;
+
+			if (commit(st, ops + i, k, 0, fn, arg, e) == -1)
+				goto out;
+		}
 	}
+out:
 	unlock_stream(fd);
 	free(sorted);
 	free(ops);

@@ -699,7 +699,8 @@ kds_shard_recover(struct kds_stream *st, uint64_t shard, uint64_t *last,
 /*
  * For a reshard, which holds STREAM/lock: lock the shard and bring it up to
  * date as a writer would, sync its active segment so that the end a reshard
- * records is durable, and keep the lock until kds_shard_writer_end().
+ * records is durable, and keep the lock until kds_shard_writer_end().  The
+ * writer is then good only for kds_shard_writer_mark, _end and _free.
  */
 int
 kds_shard_writer_hold(struct kds_shard_writer *w, uint64_t *last_counter,
@@ -721,6 +722,10 @@ kds_shard_writer_hold(struct kds_shard_writer *w, uint64_t *last_counter,
 		goto fail;
 	*last_counter = w->t.last_counter;
 	*last_arrival = w->t.last_arrival;
+	/* A reshard may hold hundreds: keep only the lock's descriptor. */
+	close_segment(w);
+	close(w->dirfd);
+	w->dirfd = -1;
 	return 0;
 fail:
 	kds_unlock(w->tailfd);

@@ -346,6 +346,18 @@ scale_to() {
 	[ "$(lineage depth s)" -eq 6 ]
 }
 
+@test "scale of many shards with few file descriptors takes more transactions" {
+	mkstream s
+	# a round of 32 splits holds 32 tail locks; 40 descriptors allow 4
+	run -0 --separate-stderr bash -c 'ulimit -n 40 && exec kds-reshard s scale 64'
+	[ "${#lines[@]}" -eq 126 ]
+	same <(lineage open s) <(lineage ranges 64)
+	lineage check s
+	run -0 --separate-stderr bash -c 'ulimit -n 40 && exec kds-reshard s scale 5'
+	same <(lineage open s) <(lineage ranges 5)
+	lineage check s
+}
+
 @test "scale to the shards the stream has already does nothing" {
 	mkstream s -n 4
 	snapshot s >before
