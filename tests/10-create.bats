@@ -166,6 +166,19 @@ EOF
 	[ -z "$output" ]
 }
 
+@test "KDS_ROOT: a bare name lives there, a name with a slash does not" {
+	mkdir root
+	KDS_ROOT=$PWD/root kds-create -n 2 s
+	[ -f root/s/meta ] && [ ! -e s ]
+	echo a | KDS_ROOT=$PWD/root kds-put s
+	run -0 --separate-stderr env KDS_ROOT="$PWD/root" kds-get $E s
+	output_is a
+	KDS_ROOT=$PWD/root kds-create ./t
+	[ -f t/meta ] && [ ! -e root/t ]
+	run -1 --separate-stderr env KDS_ROOT="$PWD/root" kds-create s
+	stderr_is "kds-create: s: File exists"
+}
+
 @test "an existing directory is refused, left as it was" {
 	mkdir s
 	touch s/mine
