@@ -741,6 +741,21 @@ EOF
 	decoded s
 }
 
+@test "a stream without its lock file, or with a leftover that will not go: exit 1" {
+	mkstream s
+	mkdir -p s/shardId-000000000001/sub
+	snapshot s >before
+	run -1 --separate-stderr kds-reshard s split 0
+	stderr_is "kds-reshard: s: shardId-000000000001/sub: unlink: Is a directory"
+	snapshot s | same before -
+	rmdir s/shardId-000000000001/sub
+	rm s/lock
+	run -1 --separate-stderr kds-reshard s scale 2
+	stderr_is "kds-reshard: s: lock: No such file or directory"
+	[ ! -e s/shardId-000000000002 ]
+	grep -q '^next-shard 1$' s/meta
+}
+
 @test "a failure while resharding changes nothing and says where" {
 	command -v strace >/dev/null || skip "no strace"
 	mkstream s
