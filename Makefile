@@ -19,7 +19,7 @@ KDS_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wpointer-arith \
 	-Wstrict-prototypes -Wmissing-prototypes -Ilibstream
 LDLIBS	= -lxxhash -lnettle -ljansson -larchive -lzstd
 
-TOOLS	= kds-create kds-put kds-get kds-expire
+TOOLS	= kds-create kds-put kds-get kds-expire kds-reshard
 LIBSRC	= $(wildcard libstream/*.c)
 LIBOBJ	= $(LIBSRC:libstream/%.c=$(BUILD)/lib/%.o)
 UNITSRC	= $(wildcard tests/unit/t_*.c)

@@ -1,8 +1,8 @@
 # bash completion for the kds tools: kds-create, kds-put, kds-get,
-# kds-expire.
+# kds-expire, kds-reshard.
 # A stream is a directory holding a file named meta; see kds-stream(5).
-# Install as kds-create, kds-put, kds-get and kds-expire in bash-completion's
-# completions directory (links to this file), or source it.
+# Install as kds-create, kds-put, kds-get, kds-expire and kds-reshard in
+# bash-completion's completions directory (links to this file), or source it.
 
 # _kds_dirs cur streams: reply with the directories matching cur;
 # stream directories without a trailing slash when streams is 1, the others
@@ -49,16 +49,35 @@ _kds_stream_arg()
 	done
 }
 
-# _kds_shards stream cur: shard ids from the stream's meta (field 2 of the
-# lines that start with "shard ").
+# _kds_shards stream cur [open]: shard ids from the stream's meta (field 2
+# of the lines that start with "shard "); with open, only open shards.
 _kds_shards()
 {
-	local key id rest
+	local key id state rest
 
 	[[ -r $1/meta ]] || return 0
-	while read -r key id rest; do
-		[[ $key == shard && $id == "$2"* ]] && COMPREPLY+=("$id")
+	while read -r key id state rest; do
+		[[ $key == shard && $id == "$2"* ]] || continue
+		[[ -z ${3-} || $state == "$3" ]] && COMPREPLY+=("$id")
 	done <"$1/meta"
+	return 0
+}
+
+# _kds_reshard: the operands of kds-reshard: stream, command, then shards.
+_kds_reshard()
+{
+	local i w cur=${COMP_WORDS[COMP_CWORD]}
+	local -a ops=()
+
+	for ((i = 1; i < COMP_CWORD; i++)); do
+		w=${COMP_WORDS[i]}
+		[[ $w == -* ]] || ops+=("$w")
+	done
+	case ${#ops[@]}:${ops[1]-} in
+	0:) _kds_dirs "$cur" 1 ;;
+	1:) COMPREPLY=($(compgen -W 'split merge scale' -- "$cur")) ;;
+	2:split | 2:merge | 3:merge) _kds_shards "${ops[0]}" "$cur" open ;;
+	esac
 	return 0
 }
 
@@ -92,6 +111,14 @@ _kds()
 		opts='-a --archive -r --retention -n --dry-run -v --verbose
 		    --no-wait -h --help -V --version'
 		_kds_argopts='-a --archive -r --retention'
+	kds-reshard)
+		if [[ $cur == -* ]]; then
+			COMPREPLY=($(compgen -W '-j --json -h --help -V --version' \
+			    -- "$cur"))
+		else
+			_kds_reshard
+		fi
+		return 0
 		;;
 	*)
 		return 0
@@ -158,4 +185,4 @@ _kds()
 	return 0
 }
 
-complete -F _kds kds-create kds-put kds-get kds-expire
+complete -F _kds kds-create kds-put kds-get kds-expire kds-reshard

@@ -1,8 +1,9 @@
 # fish completion for the kds tools: kds-create, kds-put, kds-get,
-# kds-expire.
+# kds-expire, kds-reshard.
 # A stream is a directory holding a file named meta; see kds-stream(5).
-# Install as kds-create.fish, kds-put.fish, kds-get.fish and kds-expire.fish
-# (links to this file) in a directory of $fish_complete_path, or source it.
+# Install as kds-create.fish, kds-put.fish, kds-get.fish, kds-expire.fish
+# and kds-reshard.fish (links to this file) in a directory of
+# $fish_complete_path, or source it.
 
 # Stream directories, and other directories to go on into.
 function __kds_streams
@@ -59,7 +60,32 @@ function __kds_shards
     end <$stream/meta
 end
 
-for c in kds-create kds-put kds-get kds-expire
+# The operands of the kds-reshard being completed, before the cursor.
+function __kds_reshard_operands
+    for w in (commandline -opc)[2..-1]
+        string match -q -- '-*' $w; or printf '%s\n' $w
+    end
+end
+
+# Does the kds-reshard command line have N operands, and (if given) is the
+# command one of the others given?
+function __kds_reshard_at
+    set -l ops (__kds_reshard_operands)
+    test (count $ops) -eq $argv[1]; or return 1
+    test (count $argv) -eq 1; and return 0
+    contains -- $ops[2] $argv[2..-1]
+end
+
+# Open shard ids of kds-reshard's stream.
+function __kds_open_shards
+    set -l stream (__kds_reshard_operands)[1]
+    test -r "$stream/meta"; or return
+    while read -l key id state rest
+        test "$key" = shard; and test "$state" = open; and printf '%s\n' $id
+    end <$stream/meta
+end
+
+for c in kds-create kds-put kds-get kds-expire kds-reshard
     complete -c $c -f
     complete -c $c -s h -l help -d 'Print the synopsis and options'
     complete -c $c -s V -l version -d 'Print the version'
@@ -101,3 +127,7 @@ complete -c kds-expire -s n -l dry-run -d 'Say what would be done, do nothing'
 complete -c kds-expire -s v -l verbose -d 'Say what is done'
 complete -c kds-expire -l no-wait -d 'Skip a stream that another process has locked'
 complete -c kds-expire -x -a '(__kds_streams)'
+complete -c kds-reshard -s j -l json -d 'Print the shards made as JSON lines'
+complete -c kds-reshard -n '__kds_reshard_at 0' -x -a '(__kds_streams)'
+complete -c kds-reshard -n '__kds_reshard_at 1' -x -a 'split\t"Split a shard in two" merge\t"Merge two adjacent shards" scale\t"Scale to N even shards"'
+complete -c kds-reshard -n '__kds_reshard_at 2 split merge; or __kds_reshard_at 3 merge' -x -a '(__kds_open_shards)'

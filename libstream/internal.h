@@ -6,6 +6,7 @@
 #define KDS_INTERNAL_H
 
 #include <sys/types.h>
+#include <time.h>
 #include <endian.h>
 #include <string.h>
 #include <stdarg.h>
@@ -24,6 +25,7 @@
 #define INDEX_INTERVAL		(32 * 1024)	/* an entry per this many bytes */
 #define TAIL_MAGIC		"KDSTAIL1"
 #define TAIL_LEN		64
+#define TAIL_CLOSED		1	/* tail flag: a reshard closed the shard */
 #define SEQ_SHARD_SCALE		100000000000000000000.0L	/* 10^20 */
 #define COUNTER_LIMIT		UINT64_C(10000000000000000000)	/* 10^19 */
 
@@ -121,10 +123,14 @@ struct kds_stream {
 	char		*path;
 	int		 dirfd;
 	struct kds_meta	 meta;
-	dev_t		 meta_dev;
+	dev_t		 meta_dev;	/* the meta read, to notice a new one */
 	ino_t		 meta_ino;
+	off_t		 meta_size;
+	struct timespec	 meta_ctime;
 };
 int	kds_stream_reload(struct kds_stream *, int *changed, struct kds_err *);
+/* Read meta whatever its inode says: inodes are reused (kds-stream(5)). */
+int	kds_stream_reread(struct kds_stream *, struct kds_err *);
 int	kds_shard_dir_open(struct kds_stream *, uint64_t shard,
 	    struct kds_err *);
 const struct kds_shard *kds_stream_shard(const struct kds_stream *, uint64_t);
@@ -207,7 +213,13 @@ void	kds_shard_writer_state(const struct kds_shard_writer *,
 	    uint64_t *seg_first, uint64_t *end, uint64_t *last_counter,
 	    int64_t *last_arrival);
 int	kds_shard_writer_seal(struct kds_shard_writer *, struct kds_err *);
-/* Recover a shard's tail under its lock, as a writer would (reshard). */
+/* Reshard: lock and recover a shard, report its last counter and arrival,
+ * and keep the lock (until kds_shard_writer_end); flag its tail closed. */
+int	kds_shard_writer_hold(struct kds_shard_writer *, uint64_t *last_counter,
+	    int64_t *last_arrival, struct kds_err *);
+int	kds_shard_writer_mark(struct kds_shard_writer *, int closed,
+	    struct kds_err *);
+/* Recover a shard's tail under its lock, as a writer would. */
 int	kds_shard_recover(struct kds_stream *, uint64_t shard,
 	    uint64_t *last_counter, struct kds_err *);
 

@@ -11,8 +11,10 @@
  * Locking, the one order everything takes (kds-stream(5), LOCKING):
  *   1. STREAM/lock              exclusive, only by whoever rewrites STREAM/meta
  *   2. STREAM/SHARD/tail        exclusive, per shard, in ascending shard order
- * Producers take only (2), one shard at a time, per batch.  Readers take no
- * lock at all: they read only what a checksum proves complete.
+ * Producers take only (2), one shard at a time, per batch.  A reshard holds
+ * (1), then (2) of every shard it closes, until the new meta is in place.
+ * Readers take no lock at all: they read only what a checksum proves
+ * complete.
  *
  * Calling sequence.
  *   producer:  kds_stream_open -> kds_producer_new -> kds_producer_add ...
@@ -22,6 +24,8 @@
  *   expiry:    kds_stream_open -> kds_expire -> kds_stream_close
  *   archives:  kds_archive_reader_open -> kds_archive_reader_next ...
  *              -> kds_archive_reader_close
+ *   reshard:   kds_stream_open -> kds_reshard_split, _merge or _scale
+ *              -> kds_stream_close
  * The boundary is records in, records out: a tool never sees a segment.
  *
  * Errors.  Every call that can fail returns -1 (or NULL) and fills the
@@ -128,6 +132,33 @@ void	kds_stream_close(struct kds_stream *);
 size_t	kds_stream_shard_count(const struct kds_stream *);
 int	kds_stream_shard_lookup(const struct kds_stream *, const char *name,
 	    uint64_t *number, struct kds_err *);
+
+/* A shard as ListShards describes it; "" where AWS gives no value. */
+struct kds_shard_desc {
+	char	id[KDS_SHARD_ID_LEN + 1];
+	char	parent[KDS_SHARD_ID_LEN + 1];
+	char	adjacent[KDS_SHARD_ID_LEN + 1];
+	char	start_hash[KDS_HASHKEY_LEN];
+	char	end_hash[KDS_HASHKEY_LEN];
+	char	start_seq[KDS_SEQ_LEN];
+	char	end_seq[KDS_SEQ_LEN];		/* "" while open */
+};
+int	kds_stream_shard_desc(const struct kds_stream *, uint64_t number,
+	    struct kds_shard_desc *, struct kds_err *);
+
+/* reshard.c: SplitShard, MergeShards and UpdateShardCount(UNIFORM_SCALING),
+ * as kds-stream(5), RESHARDING, does them.  Each takes STREAM/lock, checks
+ * AWS's rules against meta as it is then, and changes nothing when one is
+ * broken.  key NULL: the middle of the shard's range.  fn gets each shard
+ * made, once meta names it; the stream then holds the new meta. */
+typedef void kds_shard_fn(void *arg, uint64_t shard);
+int	kds_reshard_split(struct kds_stream *, uint64_t shard,
+	    const unsigned __int128 *key, kds_shard_fn *fn, void *arg,
+	    struct kds_err *);
+int	kds_reshard_merge(struct kds_stream *, uint64_t shard,
+	    uint64_t adjacent, kds_shard_fn *fn, void *arg, struct kds_err *);
+int	kds_reshard_scale(struct kds_stream *, unsigned shards,
+	    kds_shard_fn *fn, void *arg, struct kds_err *);
 
 /* producer.c: records in.  ack is called in input order, after the record
  * is written (and, with KDS_SYNC_ALWAYS, durable). */

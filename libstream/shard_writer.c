@@ -41,8 +41,10 @@ struct kds_shard_writer {
 	char			 segname[KDS_SHARD_ID_LEN + 1 + 64];
 };
 
+/* flags: 0, or TAIL_CLOSED from a reshard. */
 static void
-tail_encode(unsigned char p[TAIL_LEN], const struct tail_state *t)
+tail_encode(unsigned char p[TAIL_LEN], const struct tail_state *t,
+    uint64_t flags)
 {
 	memset(p, 0, TAIL_LEN);
 	memcpy(p, TAIL_MAGIC, 8);
@@ -51,15 +53,18 @@ tail_encode(unsigned char p[TAIL_LEN], const struct tail_state *t)
 	put_le64(p + 24, t->last_counter);
 	put_le64(p + 32, (uint64_t)t->last_arrival);
 	put_le64(p + 40, t->last_frame_off);
+	put_le64(p + 48, flags);
 	put_le64(p + 56, kds_checksum(p, 56, 0));
 }
 
 static int
-tail_decode(const unsigned char p[TAIL_LEN], struct tail_state *t)
+tail_decode(const unsigned char p[TAIL_LEN], struct tail_state *t,
+    uint64_t *flags)
 {
 	if (memcmp(p, TAIL_MAGIC, 8) != 0 ||
 	    get_le64(p + 56) != kds_checksum(p, 56, 0))
 		return -1;
+	*flags = get_le64(p + 48);
 	t->seg_first = get_le64(p + 8);
 	t->end = get_le64(p + 16);
 	t->last_counter = get_le64(p + 24);
@@ -94,7 +99,7 @@ kds_shard_init(int sdirfd, uint64_t shard, int64_t created_ms,
 		goto fail;
 	}
 	close(fd);
-	tail_encode(buf, &t);
+	tail_encode(buf, &t, 0);
 	fd = openat(dfd, "tail", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
 	if (fd == -1 || write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf) ||
 	    fsync(fd) == -1) {
@@ -433,12 +438,13 @@ recover(struct kds_shard_writer *w, struct kds_err *e)
 }
 
 static int
-tail_write(struct kds_shard_writer *w, struct kds_err *e)
+tail_write_flags(struct kds_shard_writer *w, uint64_t flags,
+    struct kds_err *e)
 {
 	unsigned char buf[TAIL_LEN];
 	char id[KDS_SHARD_ID_LEN + 1];
 
-	tail_encode(buf, &w->t);
+	tail_encode(buf, &w->t, flags);
 	if (pwrite(w->tailfd, buf, sizeof(buf), 0) != (ssize_t)sizeof(buf)) {
 		if (errno == 0)
 			errno = ENOSPC;
@@ -448,6 +454,12 @@ tail_write(struct kds_shard_writer *w, struct kds_err *e)
 	return 0;
 }
 
+static int
+tail_write(struct kds_shard_writer *w, struct kds_err *e)
+{
+	return tail_write_flags(w, 0, e);
+}
+
 int
 kds_shard_writer_begin(struct kds_shard_writer *w, struct kds_err *e)
 {
@@ -455,22 +467,33 @@ kds_shard_writer_begin(struct kds_shard_writer *w, struct kds_err *e)
 	const struct kds_shard *sh;
 	struct tail_state t;
 	struct stat sb;
-	int changed, trusted;
+	uint64_t flags = 0;
+	int changed, trusted, rc;
 	char id[KDS_SHARD_ID_LEN + 1];
 
 	kds_shard_id(w->shard, id);
 	if (kds_lock(w->tailfd, id, e) == -1)
 		return -1;
-	/* Under the lock, so that a reshard closing this shard is seen. */
-	if (kds_stream_reload(w->st, &changed, e) == -1)
+	trusted = pread(w->tailfd, buf, sizeof(buf), 0) == TAIL_LEN &&
+	    tail_decode(buf, &t, &flags) == 0;
+	/*
+	 * Under the lock, so that a reshard closing this shard is seen.  A
+	 * reshard flags the tail first: then meta is read whatever its inode
+	 * says, for a new meta may have the inode of the one we hold.
+	 */
+	if (!trusted || (flags & TAIL_CLOSED))
+		rc = kds_stream_reread(w->st, e);
+	else
+		rc = kds_stream_reload(w->st, &changed, e);
+	if (rc == -1)
 		goto fail;
 	sh = kds_stream_shard(w->st, w->shard);
 	if (sh == NULL || !sh->open) {
 		kds_unlock(w->tailfd);
 		return 1;
 	}
-	trusted = pread(w->tailfd, buf, sizeof(buf), 0) == TAIL_LEN &&
-	    tail_decode(buf, &t) == 0;
+	/* A flag without a closed shard is a reshard that did not finish:
+	 * the next tail written clears it. */
 	if (trusted && (w->segfd == -1 || w->hdr.first_counter != t.seg_first)) {
 		if (sync_segment(w, e) == -1)
 			goto fail;
@@ -741,4 +764,48 @@ undo:
 	w->t = old;
 	(void)tail_write(w, NULL);
 	return -1;
+}
+/*
+ * For a reshard, which holds STREAM/lock: lock the shard and bring it up to
+ * date as a writer would, sync its active segment so that the end a reshard
+ * records is durable, and keep the lock until kds_shard_writer_end().  The
+ * writer is then good only for kds_shard_writer_mark, _end and _free.
+ */
+int
+kds_shard_writer_hold(struct kds_shard_writer *w, uint64_t *last_counter,
+    int64_t *last_arrival, struct kds_err *e)
+{
+	char id[KDS_SHARD_ID_LEN + 1];
+	int rc;
+
+	kds_shard_id(w->shard, id);
+	if ((rc = kds_shard_writer_begin(w, e)) == -1)
+		return -1;
+	if (rc == 1)
+		return kds_fail(e, 0, "%s: closed while being resharded", id);
+	if (w->segfd != -1 && fdatasync(w->segfd) == -1) {
+		kds_fail_errno(e, "%s: fsync", w->segname);
+		goto fail;
+	}
+	if (tail_write(w, e) == -1)
+		goto fail;
+	*last_counter = w->t.last_counter;
+	*last_arrival = w->t.last_arrival;
+	/* A reshard may hold hundreds: keep only the lock's descriptor. */
+	close_segment(w);
+	close(w->dirfd);
+	w->dirfd = -1;
+	return 0;
+fail:
+	kds_unlock(w->tailfd);
+	return -1;
+}
+
+/* Under the lock of kds_shard_writer_hold(): flag the tail (closed = 1) or
+ * clear the flag again (closed = 0, a reshard that failed). */
+int
+kds_shard_writer_mark(struct kds_shard_writer *w, int closed,
+    struct kds_err *e)
+{
+	return tail_write_flags(w, closed ? TAIL_CLOSED : 0, e);
 }

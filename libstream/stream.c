@@ -172,6 +172,29 @@ out:
 	return rc;
 }
 
+static void
+remember(struct kds_stream *st, const struct stat *sb)
+{
+	st->meta_dev = sb->st_dev;
+	st->meta_ino = sb->st_ino;
+	st->meta_size = sb->st_size;
+	st->meta_ctime = sb->st_ctim;
+}
+
+/* Read meta, stat'ed as sb just before, in place of the copy held. */
+static int
+install(struct kds_stream *st, const struct stat *sb, struct kds_err *e)
+{
+	struct kds_meta m;
+
+	if (kds_meta_read(st->dirfd, &m, e) == -1)
+		return -1;
+	kds_meta_free(&st->meta);
+	st->meta = m;
+	remember(st, sb);
+	return 0;
+}
+
 struct kds_stream *
 kds_stream_open(const char *name, struct kds_err *e)
 {
@@ -198,34 +221,44 @@ kds_stream_open(const char *name, struct kds_err *e)
 	}
 	if (kds_meta_read(st->dirfd, &st->meta, e) == -1)
 		goto fail;
-	st->meta_dev = sb.st_dev;
-	st->meta_ino = sb.st_ino;
+	remember(st, &sb);
 	return st;
 fail:
 	kds_stream_close(st);
 	return NULL;
 }
 
-/* Re-read meta when it was replaced (a rename gives it a new inode). */
+/*
+ * Re-read meta when it was replaced.  A rename gives it a new inode, but
+ * the file system may hand the inode of an older meta to a later one
+ * (ext4 alternates two), so size and change time count too; a writer that
+ * must not miss a reshard also has its tail's flag (kds_stream_reread).
+ */
 int
 kds_stream_reload(struct kds_stream *st, int *changed, struct kds_err *e)
 {
-	struct kds_meta m;
 	struct stat sb;
 
 	*changed = 0;
 	if (fstatat(st->dirfd, "meta", &sb, AT_SYMLINK_NOFOLLOW) == -1)
 		return kds_fail_errno(e, "meta");
-	if (sb.st_ino == st->meta_ino && sb.st_dev == st->meta_dev)
+	if (sb.st_ino == st->meta_ino && sb.st_dev == st->meta_dev &&
+	    sb.st_size == st->meta_size &&
+	    sb.st_ctim.tv_sec == st->meta_ctime.tv_sec &&
+	    sb.st_ctim.tv_nsec == st->meta_ctime.tv_nsec)
 		return 0;
-	if (kds_meta_read(st->dirfd, &m, e) == -1)
-		return -1;
-	kds_meta_free(&st->meta);
-	st->meta = m;
-	st->meta_dev = sb.st_dev;
-	st->meta_ino = sb.st_ino;
 	*changed = 1;
-	return 0;
+	return install(st, &sb, e);
+}
+
+int
+kds_stream_reread(struct kds_stream *st, struct kds_err *e)
+{
+	struct stat sb;
+
+	if (fstatat(st->dirfd, "meta", &sb, AT_SYMLINK_NOFOLLOW) == -1)
+		return kds_fail_errno(e, "meta");
+	return install(st, &sb, e);
 }
 
 void
@@ -276,6 +309,28 @@ kds_stream_shard_lookup(const struct kds_stream *st, const char *name,
 	kds_shard_id(*number, id);
 	if (kds_stream_shard(st, *number) == NULL)
 		return kds_fail(e, ENOENT, "%s: no such shard", id);
+	return 0;
+}
+
+int
+kds_stream_shard_desc(const struct kds_stream *st, uint64_t number,
+    struct kds_shard_desc *d, struct kds_err *e)
+{
+	const struct kds_shard *sh = kds_stream_shard(st, number);
+
+	memset(d, 0, sizeof(*d));
+	kds_shard_id(number, d->id);
+	if (sh == NULL)
+		return kds_fail(e, ENOENT, "%s: no such shard", d->id);
+	if (sh->parent >= 0)
+		kds_shard_id((uint64_t)sh->parent, d->parent);
+	if (sh->adjacent >= 0)
+		kds_shard_id((uint64_t)sh->adjacent, d->adjacent);
+	kds_hashkey_format(sh->start_hash, d->start_hash);
+	kds_hashkey_format(sh->end_hash, d->end_hash);
+	kds_seq_format(number, 1, d->start_seq);
+	if (!sh->open)
+		kds_seq_format(number, sh->end_counter, d->end_seq);
 	return 0;
 }
 

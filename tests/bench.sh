@@ -58,3 +58,56 @@ row "cat | cat >file" "$tcp"
 row "kds-put --sync=never" "$tp"
 row "kds-put (fsync at exit)" "$tps"
 row "kds-get >file" "$tg"
+
+# A split closes a shard and makes two empty children: it copies nothing, so
+# it should take as long on a stream of 1 GB as on one of 1 MB.  Each stream
+# is one shard of records of about 1 MB (1 KB for the small one), put
+# without syncing; sync(1) runs first so that the split's own fdatasync
+# does not pay for someone else's writes.  The best of 3 splits, each of a
+# copy whose segments are hard links: a split writes no segment.
+bench_reshard() {
+	local t1 t2
+	mk() {	# mk NAME BYTES RECORD-BYTES
+		rm -rf "$dir/$1"
+		kds-create --segment-bytes 256M "$dir/$1"
+		python3 - "$2" "$3" <<'PY' | kds-put --sync=never -k k "$dir/$1"
+import sys
+total, size = int(sys.argv[1]), int(sys.argv[2])
+line = b"x" * (size - 1) + b"\n"
+out = sys.stdout.buffer
+for _ in range(total // size):
+    out.write(line)
+PY
+		sync
+	}
+	copy() {	# copy NAME: NAME.copy, its segments hard links
+		rm -rf "$dir/$1.copy"
+		cp -al "$dir/$1" "$dir/$1.copy"
+		# meta is replaced and tails rewritten: those must be copies
+		rm "$dir/$1.copy/meta" && cp "$dir/$1/meta" "$dir/$1.copy/meta"
+		rm "$dir/$1.copy/shardId-000000000000/tail"
+		cp "$dir/$1/shardId-000000000000/tail" "$dir/$1.copy/shardId-000000000000/"
+		sync
+	}
+	best_split() {	# best_split NAME: ms of the fastest of 3 splits
+		local b="" t0 t1 t
+		for _ in 1 2 3; do
+			copy "$1"
+			t0=$(now)
+			kds-reshard "$dir/$1.copy" split 0 >/dev/null
+			t1=$(now)
+			t=$(echo "($t1 - $t0) * 1000" | bc -l)
+			if [ -z "$b" ] || [ "$(echo "$t < $b" | bc -l)" = 1 ]; then b=$t; fi
+		done
+		echo "$b"
+	}
+	mk r1m $((1024 * 1024)) 1024
+	mk r1g $((1024 * 1024 * 1024)) $((1000 * 1000))
+	t1=$(best_split r1m)
+	t2=$(best_split r1g)
+	printf '%-28s %10s\n' "kds-reshard split of" "ms"
+	printf '%-28s %10.1f\n' "a 1 MB shard" "$t1" \
+	    "a $(du -sh "$dir/r1g" | cut -f1) shard" "$t2"
+	rm -rf "$dir"/r1m* "$dir"/r1g*
+}
+bench_reshard
