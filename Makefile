@@ -19,7 +19,7 @@ KDS_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wpointer-arith \
 	-Wstrict-prototypes -Wmissing-prototypes -Ilibstream
 LDLIBS	= -lxxhash -lnettle -ljansson -larchive -lzstd
 
-TOOLS	= kds-create kds-put kds-get kds-expire kds-reshard
+TOOLS	= kds-create kds-put kds-get kds-describe kds-expire kds-reshard
 LIBSRC	= $(wildcard libstream/*.c)
 LIBOBJ	= $(LIBSRC:libstream/%.c=$(BUILD)/lib/%.o)
 UNITSRC	= $(wildcard tests/unit/t_*.c)
@@ -31,7 +31,7 @@ MAN7	= man/kds.7
 
 all: $(BINS)
 
-$(BUILD)/lib/%.o: libstream/%.c libstream/kds.h libstream/internal.h
+$(BUILD)/lib/%.o: libstream/%.c libstream/kds.h libstream/internal.h libstream/reader.h
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(KDS_CFLAGS) $(CFLAGS) -c -o $@ $<
 

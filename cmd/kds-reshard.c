@@ -59,10 +59,10 @@ static void
 made(void *arg, uint64_t shard)
 {
 	struct out *o = arg;
-	struct kds_shard_desc d;
+	struct kds_shard_text d;
 	struct kds_err e;
 
-	if (kds_stream_shard_desc(o->st, shard, &d, &e) == -1)
+	if (kds_stream_shard_text(o->st, shard, &d, &e) == -1)
 		errx(1, "%s: %s", o->name, e.msg);
 	if (!o->json) {
 		printf("%s\n", d.id);

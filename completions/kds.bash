@@ -1,8 +1,9 @@
 # bash completion for the kds tools: kds-create, kds-put, kds-get,
-# kds-expire, kds-reshard.
+# kds-describe, kds-expire, kds-reshard.
 # A stream is a directory holding a file named meta; see kds-stream(5).
-# Install as kds-create, kds-put, kds-get, kds-expire and kds-reshard in
-# bash-completion's completions directory (links to this file), or source it.
+# Install as kds-create, kds-put, kds-get, kds-describe, kds-expire and
+# kds-reshard in bash-completion's completions directory (links to this
+# file), or source it.
 
 # _kds_dirs cur streams: reply with the directories matching cur;
 # stream directories without a trailing slash when streams is 1, the others
@@ -81,6 +82,21 @@ _kds_reshard()
 	return 0
 }
 
+# _kds_consumers stream cur: the stream's named consumers, the
+# directories under STREAM/consumers.
+_kds_consumers()
+{
+	local d
+
+	[[ -d $1/consumers ]] || return 0
+	for d in "$1"/consumers/"$2"*/; do
+		[[ -d $d ]] || continue
+		d=${d%/}
+		COMPREPLY+=("${d##*/}")
+	done
+	return 0
+}
+
 _kds()
 {
 	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
@@ -103,14 +119,20 @@ _kds()
 		;;
 	kds-get)
 		opts='-0 --null -n --limit -s --shard -i --iterator --sequence
-		    --timestamp -o --output --format --archive -h --help
-		    -V --version'
-		_kds_argopts='-n --limit -s --shard -i --iterator --sequence --timestamp -o --output --format'
+		    --timestamp -o --output --format -F --follow --idle-timeout
+		    -c --consumer -b --batch --exec --reset --delete --archive
+		    -h --help -V --version'
+		_kds_argopts='-n --limit -s --shard -i --iterator --sequence --timestamp -o --output --format --idle-timeout -c --consumer -b --batch --exec'
+		;;
+	kds-describe)
+		opts='-j --json -h --help -V --version'
+		_kds_argopts=''
 		;;
 	kds-expire)
 		opts='-a --archive -r --retention -n --dry-run -v --verbose
 		    --no-wait -h --help -V --version'
 		_kds_argopts='-a --archive -r --retention'
+		;;
 	kds-reshard)
 		if [[ $cur == -* ]]; then
 			COMPREPLY=($(compgen -W '-j --json -h --help -V --version' \
@@ -151,6 +173,15 @@ _kds()
 		COMPREPLY=("${COMPREPLY[@]/#/$pre}")
 		return 0
 		;;
+	kds-get:-c | kds-get:--consumer)
+		_kds_consumers "$(_kds_stream_arg)" "$cur"
+		COMPREPLY=("${COMPREPLY[@]/#/$pre}")
+		return 0
+		;;
+	kds-get:--exec)
+		COMPREPLY=($(compgen -c -- "$cur"))
+		return 0
+		;;
 	kds-get:-s | kds-get:--shard)
 		_kds_shards "$(_kds_stream_arg)" "$cur"
 		COMPREPLY=("${COMPREPLY[@]/#/$pre}")
@@ -185,4 +216,4 @@ _kds()
 	return 0
 }
 
-complete -F _kds kds-create kds-put kds-get kds-expire kds-reshard
+complete -F _kds kds-create kds-put kds-get kds-describe kds-expire kds-reshard

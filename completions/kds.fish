@@ -1,9 +1,9 @@
 # fish completion for the kds tools: kds-create, kds-put, kds-get,
-# kds-expire, kds-reshard.
+# kds-describe, kds-expire, kds-reshard.
 # A stream is a directory holding a file named meta; see kds-stream(5).
-# Install as kds-create.fish, kds-put.fish, kds-get.fish, kds-expire.fish
-# and kds-reshard.fish (links to this file) in a directory of
-# $fish_complete_path, or source it.
+# Install as kds-create.fish, kds-put.fish, kds-get.fish, kds-describe.fish,
+# kds-expire.fish and kds-reshard.fish (links to this file) in a directory
+# of $fish_complete_path, or source it.
 
 # Stream directories, and other directories to go on into.
 function __kds_streams
@@ -27,7 +27,7 @@ function __kds_operand
             set skip 0
         else if test $opts = 1; and test "$w" = --
             set opts 0
-        else if test $opts = 1; and contains -- $w -n --limit -s --shard -i --iterator --sequence --timestamp -o --output --format
+        else if test $opts = 1; and contains -- $w -n --limit -s --shard -i --iterator --sequence --timestamp -o --output --format --idle-timeout -c --consumer -b --batch --exec
             set skip 1
         else if test $opts = 1; and string match -q -- '-*' $w
             continue
@@ -85,7 +85,16 @@ function __kds_open_shards
     end <$stream/meta
 end
 
-for c in kds-create kds-put kds-get kds-expire kds-reshard
+# Named consumers of the stream: the directories under STREAM/consumers.
+function __kds_consumers
+    set -l stream (__kds_get_stream); or return
+    test -d $stream/consumers; or return
+    for d in $stream/consumers/*/
+        basename $d
+    end
+end
+
+for c in kds-create kds-put kds-get kds-describe kds-expire kds-reshard
     complete -c $c -f
     complete -c $c -s h -l help -d 'Print the synopsis and options'
     complete -c $c -s V -l version -d 'Print the version'
@@ -119,7 +128,17 @@ complete -c kds-get -s o -l output -x -a 'lines raw jsonl' -d 'Output format'
 complete -c kds-get -l format -x -d 'Print each record as this format'
 complete -c kds-get -l archive -d 'Read archives of kds-expire instead of a stream'
 complete -c kds-get -n '__fish_contains_opt archive' -F
+complete -c kds-get -s F -l follow -d 'Keep reading as records arrive'
+complete -c kds-get -l idle-timeout -x -d 'With -F, exit after this long without a record'
+complete -c kds-get -s c -l consumer -x -a '(__kds_consumers)' -d 'Read as this named consumer'
+complete -c kds-get -s b -l batch -x -d 'At most this many records a batch'
+complete -c kds-get -l exec -x -a '(__fish_complete_command)' -d 'Run this command per batch'
+complete -c kds-get -l reset -d "Forget the consumer's checkpoints"
+complete -c kds-get -l delete -d 'Drop the consumer'
 complete -c kds-get -x -a '(__kds_streams)'
+
+complete -c kds-describe -s j -l json -d 'One JSON document with AWS key names'
+complete -c kds-describe -x -a '(__kds_streams)'
 
 complete -c kds-expire -s a -l archive -x -a '(__fish_complete_directories (commandline -ct) Directory)' -d 'Archive expired segments under this directory'
 complete -c kds-expire -s r -l retention -x -d 'Change the retention first (1s-8760h)'

@@ -244,6 +244,32 @@ int	kds_archive_write(int dirfd, const char *name, const char *what,
 	    const struct kds_archive_member *, size_t n,
 	    kds_archive_progress_fn *, void *arg, struct kds_err *);
 
+/* lease.c: a consumer's leases and workers (kds-stream(5), CONSUMERS). */
+int	kds_lease_try(int cdirfd, uint64_t shard, int *fd, struct kds_err *);
+void	kds_lease_release(int fd);
+int	kds_worker_register(int cdirfd, char name[64], struct kds_err *);
+void	kds_worker_unregister(int cdirfd, const char *name, int fd);
+int	kds_worker_count(int cdirfd, int reap, size_t *n, struct kds_err *);
+
+/* consumer.c: checkpoints and the start, as describe.c reads them too. */
+struct kds_checkpoint {
+	int		kind;		/* KDS_CKPT_* */
+	uint64_t	counter;	/* KDS_CKPT_AT: last delivered */
+	int64_t		arrival_ms;
+};
+#define KDS_CKPT_NONE	0
+#define KDS_CKPT_AT	1
+#define KDS_CKPT_END	2		/* SHARD_END */
+int	kds_checkpoint_read(int cdirfd, uint64_t shard, struct kds_checkpoint *,
+	    struct kds_err *);
+int	kds_consumer_start_read(int cdirfd, struct kds_iter_opts *,
+	    struct kds_err *);
+
+/* reader.c, for describe.c */
+int	kds_shard_position(struct kds_stream *, uint64_t shard,
+	    const struct kds_iter_opts *, uint64_t *counter, int64_t *arrival_ms,
+	    struct kds_err *);
+
 /* utf8.c */
 long	kds_utf8_chars(const char *, size_t);	/* -1: invalid UTF-8 */
 

@@ -35,6 +35,7 @@
 #ifndef KDS_H
 #define KDS_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -117,7 +118,10 @@ struct kds_iter_opts {
 	int64_t			 timestamp_ms;	/* AT_TIMESTAMP */
 	const uint64_t		*shards;	/* NULL: every shard */
 	size_t			 nshards;
+	unsigned		 flags;		/* KDS_READ_* */
 };
+#define KDS_READ_FOLLOW		0x1	/* watch for more: kds_reader_wait() */
+#define KDS_READ_CHILDREN	0x2	/* go on to children of closed shards */
 
 struct kds_stream;
 struct kds_producer;
@@ -134,7 +138,7 @@ int	kds_stream_shard_lookup(const struct kds_stream *, const char *name,
 	    uint64_t *number, struct kds_err *);
 
 /* A shard as ListShards describes it; "" where AWS gives no value. */
-struct kds_shard_desc {
+struct kds_shard_text {
 	char	id[KDS_SHARD_ID_LEN + 1];
 	char	parent[KDS_SHARD_ID_LEN + 1];
 	char	adjacent[KDS_SHARD_ID_LEN + 1];
@@ -143,8 +147,8 @@ struct kds_shard_desc {
 	char	start_seq[KDS_SEQ_LEN];
 	char	end_seq[KDS_SEQ_LEN];		/* "" while open */
 };
-int	kds_stream_shard_desc(const struct kds_stream *, uint64_t number,
-	    struct kds_shard_desc *, struct kds_err *);
+int	kds_stream_shard_text(const struct kds_stream *, uint64_t number,
+	    struct kds_shard_text *, struct kds_err *);
 
 /* reshard.c: SplitShard, MergeShards and UpdateShardCount(UNIFORM_SCALING),
  * as kds-stream(5), RESHARDING, does them.  Each takes STREAM/lock, checks
@@ -176,6 +180,88 @@ struct kds_reader *kds_reader_open(struct kds_stream *,
 int	kds_reader_next(struct kds_reader *, struct kds_record *,
 	    struct kds_err *);		/* 1 record, 0 end, -1 error */
 void	kds_reader_close(struct kds_reader *);
+/* Following (KDS_READ_FOLLOW): after kds_reader_next() returned 0, sleep
+ * until a shard may have more, timeout_ms passes (-1: no limit) or a signal
+ * unblocked by mask (as ppoll(2); NULL: none) arrives.  1 woken, 0 timeout
+ * or signal, -1 error.  With KDS_READ_CHILDREN, the children of a shard
+ * closed by a reshard are read once their parents are read to the end. */
+int	kds_reader_wait(struct kds_reader *, int timeout_ms,
+	    const sigset_t *mask, struct kds_err *);
+/* A changing set of shards, as a consumer's leases come and go: add one
+ * at o's position (o->shards is not used), drop one, and ask whether one
+ * is closed and read to its end.  Adding or dropping may read ahead. */
+int	kds_reader_add(struct kds_reader *, uint64_t shard,
+	    const struct kds_iter_opts *o, struct kds_err *);
+int	kds_reader_drop(struct kds_reader *, uint64_t shard, struct kds_err *);
+int	kds_reader_done(struct kds_reader *, uint64_t shard);
+
+/*
+ * consumer.c: a named consumer (kds-stream(5), CONSUMERS).  next returns
+ * records of the shards this process leases, from the checkpoint in each
+ * (or where o says, for a new consumer); commit says that every record
+ * next returned has been delivered, and moves the checkpoints; wait is
+ * kds_reader_wait's.  Processes of one name share the shards; o->flags
+ * may hold KDS_READ_FOLLOW.  reset drops the checkpoints (drop: the
+ * consumer), refused while a process of it runs.
+ */
+struct kds_consumer;
+int	kds_consumer_name_ok(const char *);
+struct kds_consumer *kds_consumer_open(struct kds_stream *, const char *name,
+	    const struct kds_iter_opts *o, struct kds_err *);
+int	kds_consumer_next(struct kds_consumer *, struct kds_record *,
+	    struct kds_err *);		/* 1 record, 0 none now, -1 error */
+int	kds_consumer_commit(struct kds_consumer *, struct kds_err *);
+int	kds_consumer_wait(struct kds_consumer *, int timeout_ms,
+	    const sigset_t *mask, struct kds_err *);
+void	kds_consumer_close(struct kds_consumer *);
+int	kds_consumer_reset(struct kds_stream *, const char *name, int drop,
+	    struct kds_err *);
+
+/*
+ * describe.c: what DescribeStream, ListShards and the stream metrics tell,
+ * from metadata and indexes, never every record.  Times in epoch ms; a
+ * shard's retained records are first_counter..last_counter (records of
+ * them; none when records is 0).  A consumer's lag in a shard is the
+ * records after its checkpoint (or its start) and how far the newest
+ * record arrived after the one it last delivered (MillisBehindLatest).
+ */
+struct kds_shard_desc {
+	uint64_t		number;
+	int			open;
+	int64_t			parent, adjacent;	/* -1: none */
+	unsigned __int128	start_hash, end_hash;
+	uint64_t		end_counter;		/* closed shards */
+	uint64_t		first_counter, last_counter, records;
+	int64_t			oldest_ms, newest_ms;
+	uint64_t		bytes, segments;
+};
+struct kds_consumer_shard {
+	uint64_t	shard;
+	int		kind;		/* 0 none, 1 at counter, 2 SHARD_END */
+	uint64_t	counter;
+	uint64_t	behind;
+	int64_t		ms_behind;
+};
+struct kds_consumer_desc {
+	char			 name[129];
+	size_t			 processes;	/* running now */
+	struct kds_consumer_shard *shards;	/* one per shard, in order */
+	size_t			 nshards;
+};
+struct kds_description {
+	int64_t			 created_ms, retention_s, segment_age_s;
+	uint64_t		 segment_bytes;
+	size_t			 open, closed;
+	uint64_t		 records, bytes;
+	int64_t			 oldest_ms, newest_ms;	/* 0: no record */
+	struct kds_shard_desc	*shards;
+	size_t			 nshards;
+	struct kds_consumer_desc *consumers;	/* by name */
+	size_t			 nconsumers;
+};
+int	kds_stream_describe(struct kds_stream *, struct kds_description *,
+	    struct kds_err *);
+void	kds_description_free(struct kds_description *);
 
 /* verify.c: check every checksum of a stream, as fsck does.  Each problem
  * goes to report as one line naming segment and offset; with repair, torn

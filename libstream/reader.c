@@ -6,8 +6,15 @@
  * corruption, reported with segment and offset.  Several shards are merged
  * by (arrival time, shard number): a parent's records all arrive no later
  * than its children's, so a parent is read out before its children.
+ *
+ * The set of shards can change while reading: a consumer adds the shards
+ * it leases and drops those it gives up, and a follower goes on to the
+ * children of a shard that a reshard closed, once it has read that shard
+ * (and, for a merge, its adjacent parent) to the end.  Waiting for more is
+ * follow.c's.
  */
 #define _GNU_SOURCE
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +23,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "reader.h"
 
 /* Read-ahead per shard: large for speed, shared out so that memory stays
  * bounded (4 MiB in all, at least 64 KiB a shard) whatever the shard count.
@@ -23,35 +31,7 @@
 #define READ_BUDGET	(4 * 1024 * 1024)
 #define READ_CHUNK_MIN	(64 * 1024)
 #define READ_CHUNK_MAX	(1024 * 1024)
-
-struct shard_reader {
-	struct kds_stream	*st;
-	uint64_t		 shard;
-	int			 dirfd;
-	uint64_t		*segs;		/* first counters, ascending */
-	size_t			 nsegs, cur;
-	int			 segfd;
-	struct kds_seg_header	 hdr;
-	char			 segname[KDS_SHARD_ID_LEN + 1 + 64];
-	uint64_t		 off;		/* next frame */
-	uint64_t		 expect;	/* its counter */
-	int64_t			 prev_arrival;
-	int64_t			 floor_ms;	/* retention: skip older */
-	unsigned char		*buf;
-	size_t			 cap, len, chunk;
-	uint64_t		 buf_off;	/* file offset of buf[0] */
-	int			 eof;		/* buf reaches the file's end */
-	struct kds_frame	 f;		/* the frame at off, once read */
-};
-
-struct kds_reader {
-	struct kds_stream	 *st;
-	struct shard_reader	**shards;
-	size_t			  n;
-	size_t			 *heap;		/* indices into shards */
-	size_t			  nheap;
-	ssize_t			  last;		/* to re-read before the next */
-};
+#define DESCRIBE_CHUNK	4096		/* a peek, not a read */
 
 static void
 set_segname(struct shard_reader *r, uint64_t counter)
@@ -502,6 +482,7 @@ shard_reader_open(struct kds_stream *st, uint64_t shard,
 	r->shard = shard;
 	r->cap = r->chunk = chunk;
 	r->segfd = -1;
+	r->wd = -1;
 	r->floor_ms = floor_ms;
 	set_segname(r, 1);
 	if ((r->dirfd = kds_shard_dir_open(st, shard, e)) == -1)
@@ -588,6 +569,207 @@ heap_pop(struct kds_reader *rd)
 	return top;
 }
 
+/* The shard reader's index in rd->shards, or rd->n. */
+static size_t
+find(const struct kds_reader *rd, uint64_t shard)
+{
+	size_t lo = 0, hi = rd->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (rd->shards[mid]->shard == shard)
+			return mid;
+		if (rd->shards[mid]->shard < shard)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return rd->n;
+}
+
+/* Closed, and nothing after the record it would read next. */
+static int
+done(const struct shard_reader *r)
+{
+	const struct kds_shard *sh = kds_stream_shard(r->st, r->shard);
+
+	return sh == NULL || (!sh->open && r->expect > sh->end_counter);
+}
+
+/* Look for the next record of an idle shard; into the heap if there is
+ * one, to SR_DONE if there never will be. */
+int
+kds_reader_poke(struct kds_reader *rd, struct shard_reader *r,
+    struct kds_err *e)
+{
+	int rc;
+
+	if (r->state != SR_IDLE)
+		return 0;
+	r->dirty = 0;
+	if ((rc = next_frame(r, e)) == -1)
+		return -1;
+	if (rc == 1) {
+		r->state = SR_READY;
+		heap_push(rd, find(rd, r->shard));
+	} else if (done(r)) {
+		r->state = SR_DONE;
+	}
+	return 0;
+}
+
+/* The record last handed out has been taken: read its shard on. */
+static int
+take_last(struct kds_reader *rd, struct kds_err *e)
+{
+	struct shard_reader *r;
+	size_t s = (size_t)rd->last;
+
+	if (rd->last < 0)
+		return 0;
+	rd->last = -1;
+	r = rd->shards[s];
+	r->state = SR_IDLE;
+	return kds_reader_poke(rd, r, e);
+}
+
+/* A waiting child starts once every parent this reader reads is done. */
+static int
+parents_done(const struct kds_reader *rd, const struct shard_reader *r)
+{
+	const struct kds_shard *sh = kds_stream_shard(rd->st, r->shard);
+	int64_t p[2];
+
+	if (sh == NULL)
+		return 1;
+	p[0] = sh->parent;
+	p[1] = sh->adjacent;
+	for (int i = 0; i < 2; i++) {
+		size_t k;
+
+		if (p[i] < 0 || (k = find(rd, (uint64_t)p[i])) == rd->n)
+			continue;
+		if (rd->shards[k]->state != SR_DONE)
+			return 0;
+	}
+	return 1;
+}
+
+/* Start the children whose parents are done; repeat for grandchildren
+ * that are themselves done at once. */
+int
+kds_reader_settle(struct kds_reader *rd, struct kds_err *e)
+{
+	int again = 1;
+
+	while (again) {
+		again = 0;
+		for (size_t i = 0; i < rd->n; i++) {
+			struct shard_reader *r = rd->shards[i];
+
+			if (r->state != SR_WAIT || !parents_done(rd, r))
+				continue;
+			r->state = SR_IDLE;
+			if (kds_reader_poke(rd, r, e) == -1)
+				return -1;
+			again |= r->state == SR_DONE;
+		}
+	}
+	return 0;
+}
+
+static int
+grow(struct kds_reader *rd, size_t want, struct kds_err *e)
+{
+	struct shard_reader **ns;
+	size_t *nh, nc = rd->cap ? rd->cap : 4;
+
+	if (want <= rd->cap)
+		return 0;
+	while (nc < want)
+		nc *= 2;
+	if ((ns = reallocarray(rd->shards, nc, sizeof(*ns))) == NULL)
+		return kds_fail_errno(e, "reader");
+	rd->shards = ns;
+	if ((nh = reallocarray(rd->heap, nc, sizeof(*nh))) == NULL)
+		return kds_fail_errno(e, "reader");
+	rd->heap = nh;
+	rd->cap = nc;
+	return 0;
+}
+
+/* Rebuild the heap after rd->shards changed its order. */
+static void
+reheap(struct kds_reader *rd)
+{
+	rd->nheap = 0;
+	for (size_t i = 0; i < rd->n; i++)
+		if (rd->shards[i]->state == SR_READY)
+			heap_push(rd, i);
+}
+
+/*
+ * Add a shard reader at o's position; wait: it is a child that starts
+ * when its parents are done.  Not yet read: kds_reader_settle or poke.
+ */
+static int
+add(struct kds_reader *rd, uint64_t shard, const struct kds_iter_opts *o,
+    uint64_t seq_counter, int wait, struct kds_err *e)
+{
+	struct shard_reader *r;
+	size_t k;
+
+	if (find(rd, shard) != rd->n)
+		return 0;
+	if (take_last(rd, e) == -1 || grow(rd, rd->n + 1, e) == -1)
+		return -1;
+	if ((r = shard_reader_open(rd->st, shard, o, seq_counter, rd->chunk,
+	    e)) == NULL)
+		return -1;
+	r->state = wait ? SR_WAIT : SR_IDLE;
+	for (k = rd->n; k > 0 && rd->shards[k - 1]->shard > shard; k--)
+		rd->shards[k] = rd->shards[k - 1];
+	rd->shards[k] = r;
+	rd->n++;
+	reheap(rd);
+	if (rd->ifd != -1 && kds_follow_watch(rd, r, e) == -1)
+		return -1;
+	return 0;
+}
+
+/*
+ * Children of the shards read, not yet read themselves, join as waiting,
+ * from their oldest record: a follower carries on past a reshard.
+ */
+int
+kds_reader_adopt_children(struct kds_reader *rd, struct kds_err *e)
+{
+	const struct kds_iter_opts th = { .type = KDS_TRIM_HORIZON };
+	int added = 1;
+
+	if (!(rd->flags & KDS_READ_CHILDREN))
+		return 0;
+	while (added) {
+		added = 0;
+		for (size_t i = 0; i < rd->st->meta.nshards; i++) {
+			const struct kds_shard *sh = &rd->st->meta.shards[i];
+
+			if (find(rd, sh->number) != rd->n)
+				continue;
+			if ((sh->parent < 0 || find(rd, (uint64_t)sh->parent) ==
+			    rd->n) && (sh->adjacent < 0 ||
+			    find(rd, (uint64_t)sh->adjacent) == rd->n))
+				continue;
+			if (add(rd, sh->number, &th, 0, 1, e) == -1)
+				return -1;
+			added = 1;
+			break;		/* rd->st->meta is unchanged, rd not */
+		}
+	}
+	return kds_reader_settle(rd, e);
+}
+
 struct kds_reader *
 kds_reader_open(struct kds_stream *st, const struct kds_iter_opts *o,
     struct kds_err *e)
@@ -623,39 +805,99 @@ kds_reader_open(struct kds_stream *st, const struct kds_iter_opts *o,
 		}
 		want = 1;	/* a sequence number names its shard */
 	}
-	if ((rd = calloc(1, sizeof(*rd))) == NULL ||
-	    (rd->shards = calloc(want, sizeof(*rd->shards))) == NULL ||
-	    (rd->heap = calloc(want, sizeof(*rd->heap))) == NULL) {
-		if (rd)
-			free(rd->shards);
-		free(rd);
+	if ((rd = calloc(1, sizeof(*rd))) == NULL) {
 		kds_fail_errno(e, "reader");
 		return NULL;
 	}
 	rd->st = st;
 	rd->last = -1;
-	chunk = READ_BUDGET / want;
-	chunk = chunk < READ_CHUNK_MIN ? READ_CHUNK_MIN : chunk > READ_CHUNK_MAX ?
-	    READ_CHUNK_MAX : chunk;
+	rd->ifd = rd->meta_wd = -1;
+	rd->flags = o->flags;
+	chunk = READ_BUDGET / (want ? want : 1);
+	rd->chunk = chunk < READ_CHUNK_MIN ? READ_CHUNK_MIN :
+	    chunk > READ_CHUNK_MAX ? READ_CHUNK_MAX : chunk;
+	if (grow(rd, want, e) == -1)
+		goto fail;
+	/* Watch before the first read, so that no append goes unnoticed. */
+	if ((o->flags & KDS_READ_FOLLOW) && kds_follow_start(rd, e) == -1)
+		goto fail;
 	for (size_t i = 0; i < want; i++) {
 		uint64_t shard = by_seq ? seq_shard : o->shards ? o->shards[i] :
 		    m->shards[i].number;
-		struct shard_reader *r;
-		int rc;
 
-		if ((r = shard_reader_open(st, shard, o, seq_counter, chunk,
-		    e)) == NULL)
+		if (add(rd, shard, o, seq_counter, 0, e) == -1)
 			goto fail;
-		rd->shards[rd->n++] = r;
-		if ((rc = next_frame(r, e)) == -1)
-			goto fail;
-		if (rc == 1)
-			heap_push(rd, rd->n - 1);
 	}
+	/* A child read with its parents waits for them to be read out. */
+	for (size_t i = 0; (o->flags & KDS_READ_CHILDREN) && i < rd->n; i++)
+		if (!parents_done(rd, rd->shards[i]))
+			rd->shards[i]->state = SR_WAIT;
+	for (size_t i = 0; i < rd->n; i++)
+		if (kds_reader_poke(rd, rd->shards[i], e) == -1)
+			goto fail;
+	if (kds_reader_adopt_children(rd, e) == -1)
+		goto fail;
 	return rd;
 fail:
 	kds_reader_close(rd);
 	return NULL;
+}
+
+int
+kds_reader_add(struct kds_reader *rd, uint64_t shard,
+    const struct kds_iter_opts *o, struct kds_err *e)
+{
+	uint64_t seq_shard = shard, seq_counter = 0;
+	size_t k;
+
+	if (o->type == KDS_AT_SEQUENCE_NUMBER ||
+	    o->type == KDS_AFTER_SEQUENCE_NUMBER) {
+		if (o->sequence == NULL || kds_seq_parse(o->sequence,
+		    &seq_shard, &seq_counter) == -1 || seq_shard != shard)
+			return kds_fail(e, EINVAL, "bad sequence number "
+			    "'%.64s'", o->sequence ? o->sequence : "");
+	}
+	if (add(rd, shard, o, seq_counter, 0, e) == -1)
+		return -1;
+	k = find(rd, shard);
+	return kds_reader_poke(rd, rd->shards[k], e);
+}
+
+int
+kds_reader_drop(struct kds_reader *rd, uint64_t shard, struct kds_err *e)
+{
+	size_t k;
+
+	/* Settle the last record's shard first: indices are about to move. */
+	if (take_last(rd, e) == -1)
+		return -1;
+	if ((k = find(rd, shard)) == rd->n)
+		return 0;
+	if (rd->shards[k]->wd != -1 && rd->ifd != -1)
+		inotify_rm_watch(rd->ifd, rd->shards[k]->wd);
+	shard_reader_free(rd->shards[k]);
+	memmove(rd->shards + k, rd->shards + k + 1,
+	    (rd->n - k - 1) * sizeof(*rd->shards));
+	rd->n--;
+	reheap(rd);
+	return 0;
+}
+
+int
+kds_reader_done(struct kds_reader *rd, uint64_t shard)
+{
+	size_t k = find(rd, shard);
+	struct shard_reader *r;
+
+	if (k == rd->n)
+		return 0;
+	r = rd->shards[k];
+	if (r->state == SR_DONE)
+		return 1;
+	if (r->state == SR_READY && (ssize_t)k != rd->last)
+		return 0;	/* it holds a record not yet handed out */
+	/* Idle, waiting, or its last record just taken: expect is next. */
+	return done(r);
 }
 
 int
@@ -666,24 +908,32 @@ kds_reader_next(struct kds_reader *rd, struct kds_record *rec,
 	size_t s;
 
 	if (rd->last >= 0) {
-		int rc = next_frame(rd->shards[rd->last], e);
+		int rc;
 
-		if (rc == -1)
-			return -1;
 		s = (size_t)rd->last;
+		r = rd->shards[s];
 		rd->last = -1;
+		if ((rc = next_frame(r, e)) == -1)
+			return -1;
 		/* Runs of one shard (a batch shares its arrival time) skip
 		 * the heap: still first, it is simply next. */
 		if (rc == 1 && (rd->nheap == 0 || before(rd, s, rd->heap[0])))
 			goto take;
-		if (rc == 1)
+		if (rc == 1) {
 			heap_push(rd, s);
+		} else {
+			r->state = done(r) ? SR_DONE : SR_IDLE;
+			if (r->state == SR_DONE &&
+			    kds_reader_settle(rd, e) == -1)
+				return -1;
+		}
 	}
 	if (rd->nheap == 0)
 		return 0;
 	s = heap_pop(rd);
 take:
 	r = rd->shards[s];
+	r->state = SR_READY;
 	rec->key = (const char *)r->f.key;
 	rec->keylen = r->f.keylen;
 	rec->data = (const char *)r->f.data;
@@ -701,9 +951,39 @@ kds_reader_close(struct kds_reader *rd)
 {
 	if (rd == NULL)
 		return;
+	kds_follow_stop(rd);
 	for (size_t i = 0; i < rd->n; i++)
 		shard_reader_free(rd->shards[i]);
 	free(rd->shards);
 	free(rd->heap);
 	free(rd);
+}
+
+/*
+ * Where o points in one shard, for those who describe rather than read:
+ * 1 with the counter and arrival of the record there, or 0 with the
+ * counter the next record will get (at the end, or all expired).
+ */
+int
+kds_shard_position(struct kds_stream *st, uint64_t shard,
+    const struct kds_iter_opts *o, uint64_t *counter, int64_t *arrival_ms,
+    struct kds_err *e)
+{
+	uint64_t sh = shard, c = 0;
+	struct shard_reader *r;
+	int rc;
+
+	if (o->sequence != NULL && kds_seq_parse(o->sequence, &sh, &c) == -1)
+		return kds_fail(e, EINVAL, "bad sequence number '%.64s'",
+		    o->sequence);
+	if ((r = shard_reader_open(st, shard, o, c, DESCRIBE_CHUNK, e)) == NULL)
+		return -1;
+	if ((rc = next_frame(r, e)) == 1) {
+		*counter = r->f.counter;
+		*arrival_ms = r->f.arrival_ms;
+	} else {
+		*counter = r->expect;
+	}
+	shard_reader_free(r);
+	return rc;
 }

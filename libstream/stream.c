@@ -313,8 +313,8 @@ kds_stream_shard_lookup(const struct kds_stream *st, const char *name,
 }
 
 int
-kds_stream_shard_desc(const struct kds_stream *st, uint64_t number,
-    struct kds_shard_desc *d, struct kds_err *e)
+kds_stream_shard_text(const struct kds_stream *st, uint64_t number,
+    struct kds_shard_text *d, struct kds_err *e)
 {
 	const struct kds_shard *sh = kds_stream_shard(st, number);
 

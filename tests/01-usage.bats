@@ -4,7 +4,7 @@
 
 load helper
 
-TOOLS_UNDER_TEST="kds-create kds-put kds-get"
+TOOLS_UNDER_TEST="kds-create kds-put kds-get kds-describe"
 
 @test "every tool is built" {
 	for t in $TOOLS_UNDER_TEST; do
@@ -45,7 +45,8 @@ TOOLS_UNDER_TEST="kds-create kds-put kds-get"
 
 @test "--help names every option of kds-get" {
 	run -0 --separate-stderr kds-get --help
-	for o in -0 -e -n -s -i --sequence --timestamp -o --format --help --version; do
+	for o in -0 -e -n -s -i --sequence --timestamp -o --format -F --follow \
+	    --idle-timeout -c --consumer -b --batch --exec --reset --delete --help --version; do
 		grep -q -e "$o" <<<"$output" || { echo "no $o in help" >&2; return 1; }
 	done
 }
@@ -115,6 +116,13 @@ TOOLS_UNDER_TEST="kds-create kds-put kds-get"
 		has_usage "$t"
 	done
 	[ ! -e a ] && [ ! -e b ]
+}
+
+@test "--help names every option of kds-describe" {
+	run -0 --separate-stderr kds-describe --help
+	for o in -j --json --help --version; do
+		grep -q -e "$o" <<<"$output" || { echo "no $o in help" >&2; return 1; }
+	done
 }
 
 @test "kds-put and kds-get on a path that does not exist: one line, exit 1" {

@@ -53,7 +53,7 @@ ten() {
 @test "LATEST without -e waits for records put after it starts" {
 	mkstream s
 	ten s
-	timeout 20 kds-get -i LATEST -n 2 s >out 2>err &
+	timeout 20 kds-get -F -i LATEST -n 2 s >out 2>err &
 	pid=$!
 	sleep 1
 	printf 'new1\nnew2\n' | kds-put -k k s
@@ -65,7 +65,7 @@ ten() {
 @test "without -e, kds-get follows the stream, across a segment roll" {
 	mkstream s --segment-bytes 4096
 	echo first | kds-put s
-	timeout 20 kds-get -i TRIM_HORIZON -n 4 --format '%S\n' s >out 2>err &
+	timeout 20 kds-get -F -i TRIM_HORIZON -n 4 --format '%S\n' s >out 2>err &
 	pid=$!
 	sleep 0.5
 	python3 -c 'print("x" * 5000)' | kds-put s

@@ -121,7 +121,7 @@ any_alive() {
 @test "a following reader sees every record of concurrent writers exactly once" {
 	mkstream s -n 4 --segment-bytes 64K
 	n=5000
-	timeout 60 kds-get -n $((4 * n)) --format '%p %o %s\n' s >out 2>rerr &
+	timeout 60 kds-get -F -n $((4 * n)) --format '%p %o %s\n' s >out 2>rerr &
 	reader=$!
 	pids=()
 	for ((j = 0; j < 4; j++)); do

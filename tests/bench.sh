@@ -111,3 +111,16 @@ PY
 	rm -rf "$dir"/r1m* "$dir"/r1g*
 }
 bench_reshard
+# Follow latency: single records trickled 10 ms apart, each by its own
+# kds-put, while kds-get -F follows; the time from a record's arrival (when
+# kds-put stored it) to the follower's line being read, median and p99.
+bench_follow_latency() {
+	local n=${BENCH_FOLLOW_RECORDS:-200} gap=${BENCH_FOLLOW_GAP_MS:-10}
+	rm -rf "$dir/f"
+	kds-create "$dir/f"
+	python3 "$(dirname "$0")/tools/kds-latency.py" "$dir/f" "$n" "$gap" |
+	    sort -n | awk -v n="$n" -v g="$gap" '{ v[NR] = $1 } END {
+		printf "kds-get -F latency, put to output (%d records, %d ms apart): median %.1f ms, p99 %.1f ms, max %.1f ms\n",
+		    n, g, v[int((NR + 1) / 2)], v[int(NR * 0.99 + 0.5)], v[NR] }'
+}
+bench_follow_latency

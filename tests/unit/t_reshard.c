@@ -61,13 +61,13 @@ new_stream(const char *name, unsigned shards)
 	return st;
 }
 
-static struct kds_shard_desc
+static struct kds_shard_text
 desc(struct kds_stream *st, uint64_t n)
 {
-	struct kds_shard_desc d;
+	struct kds_shard_text d;
 	struct kds_err e;
 
-	if (kds_stream_shard_desc(st, n, &d, &e) == -1)
+	if (kds_stream_shard_text(st, n, &d, &e) == -1)
 		memset(&d, 0, sizeof(d));
 	return d;
 }
@@ -86,7 +86,7 @@ test_split_merge(void)
 {
 	struct kds_stream *st = new_stream("sm", 1);
 	struct made m = { .n = 0 };
-	struct kds_shard_desc d;
+	struct kds_shard_text d;
 	struct kds_err e;
 	unsigned __int128 key;
 
@@ -166,7 +166,7 @@ test_scale(void)
 		kds_hashkey_format(i == 4 ? ~(unsigned __int128)0 :
 		    w * (i + 1) - 1, t);
 		for (uint64_t n = 0; n < kds_stream_shard_count(st); n++) {
-			struct kds_shard_desc d = desc(st, n);
+			struct kds_shard_text d = desc(st, n);
 
 			if (d.end_seq[0] == '\0' && strcmp(d.start_hash, s) == 0 &&
 			    strcmp(d.end_hash, t) == 0)

@@ -561,7 +561,7 @@ static void
 second_producer(const char *path, struct acks *k, const char *what)
 {
 	struct kds_err e = { 0, "" };
-	struct kds_iter_opts o = { KDS_AFTER_SEQUENCE_NUMBER, NULL, 0, NULL, 0 };
+	struct kds_iter_opts o = { KDS_AFTER_SEQUENCE_NUMBER, NULL, 0, NULL, 0, 0 };
 	struct kds_stream *st;
 	struct kds_producer *p;
 	uint64_t last[NSHARDS];
@@ -778,7 +778,7 @@ producer_limits(void)
 	/* The 1 MiB record, alone in its segment, reads back whole. */
 	{
 		struct kds_iter_opts o = { KDS_AT_SEQUENCE_NUMBER, backs.seq[2],
-		    0, NULL, 0 };
+		    0, NULL, 0, 0 };
 		struct kds_reader *rd = kds_reader_open(st, &o, &e);
 		struct kds_record rec;
 
@@ -799,7 +799,7 @@ static void
 errors(void)
 {
 	struct kds_create_opts co = { NSHARDS, 86400, 4096, 3600 };
-	struct kds_iter_opts o = { KDS_AT_SEQUENCE_NUMBER, "x", 0, NULL, 0 };
+	struct kds_iter_opts o = { KDS_AT_SEQUENCE_NUMBER, "x", 0, NULL, 0, 0 };
 	struct kds_err e = { 0, "" };
 	struct kds_stream *st;
 	char path[4096];
