@@ -32,6 +32,8 @@ help(void)
 	    "      --segment-age DURATION  or past this age (default 1h)\n"
 	    "  -h, --help                show this help\n"
 	    "  -V, --version             show the version\n", KDS_MAX_SHARDS);
+	if (fflush(stdout) == EOF)
+		err(1, "stdout");
 	exit(0);
 }
 
@@ -83,6 +85,8 @@ main(int argc, char *argv[])
 			break;
 		case 'V':
 			printf("kds-create (kds) %s\n", KDS_VERSION);
+			if (fflush(stdout) == EOF)
+				err(1, "stdout");
 			exit(0);
 		default:
 			usage();

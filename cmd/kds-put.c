@@ -66,6 +66,8 @@ help(void)
 	    "      --sync=WHEN           fsync at exit (default), always, or never\n"
 	    "  -h, --help                show this help\n"
 	    "  -V, --version             show the version\n");
+	if (fflush(stdout) == EOF)
+		err(1, "stdout");
 	exit(0);
 }
 
@@ -361,6 +363,8 @@ main(int argc, char *argv[])
 			break;
 		case 'V':
 			printf("kds-put (kds) %s\n", KDS_VERSION);
+			if (fflush(stdout) == EOF)
+				err(1, "stdout");
 			exit(0);
 		default:
 			usage();
