@@ -124,6 +124,7 @@ parse_shard(char *args, struct kds_shard *sh)
 	return 0;
 }
 
+/* 0; -1 when the line is malformed; -2 when its key is unknown. */
 static int
 parse_line(char *line, struct kds_meta *m, size_t *cap)
 {
@@ -154,6 +155,10 @@ parse_line(char *line, struct kds_meta *m, size_t *cap)
 		m->nshards++;
 		return 0;
 	}
+	if (strcmp(line, "created") != 0 && strcmp(line, "retention") != 0 &&
+	    strcmp(line, "segment-bytes") != 0 &&
+	    strcmp(line, "segment-age") != 0 && strcmp(line, "next-shard") != 0)
+		return -2;
 	if (kds_parse_uint(val, INT64_MAX, &v) == -1)
 		return -1;
 	if (strcmp(line, "created") == 0)
@@ -206,11 +211,18 @@ kds_meta_read(int dirfd, struct kds_meta *m, struct kds_err *e)
 	for (lineno = 2; *line != '\0'; line = end + 1, lineno++) {
 		end = strchr(line, '\n');
 		*end = '\0';
-		if (parse_line(line, m, &cap) == -1)
+		switch (parse_line(line, m, &cap)) {
+		case -1:
 			goto bad;
+		case -2:
+			/* A newer kds may know the key: name it. */
+			kds_fail(e, 0, "meta: line %zu: unknown key '%.64s'",
+			    lineno, line);
+			goto out;
+		}
 	}
-	if (m->nshards == 0 || m->retention_s == 0 || m->segment_bytes == 0 ||
-	    m->segment_age_s == 0 ||
+	if (m->nshards == 0 || m->created_ms == 0 || m->retention_s == 0 ||
+	    m->segment_bytes == 0 || m->segment_age_s == 0 ||
 	    m->next_shard <= m->shards[m->nshards - 1].number) {
 		lineno = 0;
 		goto bad;

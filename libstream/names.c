@@ -66,9 +66,11 @@ kds_seq_parse(const char *s, uint64_t *shard, uint64_t *counter)
 	size_t n = strlen(s);
 	uint64_t prefix;
 
-	if (n < 21 || n > 32 || s[0] == '0')
+	/* 1 to 13 digits of shard number + 1, then a 20-digit counter. */
+	if (n < 21 || n > 33 || s[0] == '0')
 		return -1;
-	if (digits(s, n - 20, &prefix) == -1 || prefix == 0)
+	if (digits(s, n - 20, &prefix) == -1 || prefix == 0 ||
+	    prefix > 1000000000000ULL)
 		return -1;
 	if (digits(s + n - 20, 20, counter) == -1 ||
 	    *counter >= COUNTER_LIMIT)

@@ -20,9 +20,12 @@ kds_parse_uint(const char *s, uint64_t max, uint64_t *v)
 	for (; *s != '\0'; s++) {
 		if (!isdigit((unsigned char)*s))
 			return -1;
-		if (x > (max - (uint64_t)(*s - '0')) / 10)
+		uint64_t d = (uint64_t)(*s - '0');
+
+		/* x * 10 + d <= max, asked so that nothing wraps. */
+		if (d > max || x > (max - d) / 10)
 			return -1;
-		x = x * 10 + (uint64_t)(*s - '0');
+		x = x * 10 + d;
 	}
 	*v = x;
 	return 0;
@@ -168,9 +171,12 @@ kds_parse_time(const char *s, int64_t *out)
 
 			if (fixed(&p, 2, &oh))
 				return -1;
-			if (*p == ':')
+			/* +hh, +hhmm or +hh:mm; a colon promises minutes. */
+			if (*p == ':') {
 				p++;
-			if (*p != '\0' && fixed(&p, 2, &om))
+				if (fixed(&p, 2, &om))
+					return -1;
+			} else if (*p != '\0' && fixed(&p, 2, &om))
 				return -1;
 			if (oh > 23 || om > 59)
 				return -1;
