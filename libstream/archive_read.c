@@ -209,6 +209,7 @@ next_member(struct ashard *s, struct kds_err *e)
 {
 	struct archive_entry *ent;
 	struct kds_seg_header h;
+	const char *why;
 	char stream[STREAM_MAX];
 	uint64_t shard, first;
 	int rc;
@@ -243,10 +244,9 @@ next_member(struct ashard *s, struct kds_err *e)
 		s->moff = 0;
 		if (need(s, SEG_HEADER_LEN, e) == -1)
 			return -1;
-		if (s->len < SEG_HEADER_LEN ||
-		    kds_seg_header_decode(s->buf, &h) == -1 ||
-		    h.shard != shard || h.first_counter != first)
-			return corrupt(s, 0, "bad segment header", e);
+		if ((why = kds_seg_header_check(s->buf, s->len, shard, first,
+		    &h)) != NULL)
+			return corrupt(s, 0, why, e);
 		s->salt = h.salt;
 		s->expect = first;
 		s->prev_arrival = INT64_MIN;

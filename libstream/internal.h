@@ -148,6 +148,8 @@ int	kds_seg_header_encode(unsigned char out[SEG_HEADER_LEN],
 	    const struct kds_seg_header *);
 int	kds_seg_header_decode(const unsigned char in[SEG_HEADER_LEN],
 	    struct kds_seg_header *);
+const char *kds_seg_header_check(const unsigned char *, size_t, uint64_t,
+	    uint64_t, struct kds_seg_header *);
 int	kds_seg_create(int shard_dirfd, uint64_t shard, uint64_t counter,
 	    int64_t created_ms, struct kds_seg_header *, struct kds_err *);
 int	kds_seg_list(int shard_dirfd, uint64_t shard, uint64_t **counters,

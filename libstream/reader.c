@@ -82,6 +82,7 @@ open_seg(struct shard_reader *r, size_t i, struct kds_err *e)
 {
 	unsigned char h[SEG_HEADER_LEN];
 	char name[64];
+	const char *why;
 	ssize_t n;
 
 	if (r->segfd != -1)
@@ -99,9 +100,9 @@ open_seg(struct shard_reader *r, size_t i, struct kds_err *e)
 	n = pread(r->segfd, h, sizeof(h), 0);
 	if (n == -1)
 		return kds_fail_errno(e, "%s: read", r->segname);
-	if (n != SEG_HEADER_LEN || kds_seg_header_decode(h, &r->hdr) == -1 ||
-	    r->hdr.shard != r->shard || r->hdr.first_counter != r->segs[i])
-		return corrupt(r, 0, "bad segment header", e);
+	if ((why = kds_seg_header_check(h, (size_t)n, r->shard, r->segs[i],
+	    &r->hdr)) != NULL)
+		return corrupt(r, 0, why, e);
 	r->off = SEG_HEADER_LEN;
 	r->expect = r->segs[i];
 	return 0;

@@ -195,6 +195,8 @@ seg_open(struct expire *x, uint64_t shard, uint64_t first, struct segfile *sf)
 {
 	char name[64];
 	struct stat sb;
+	const char *why;
+	ssize_t n;
 
 	segpath(shard, first, ".seg", sf->where, sizeof(sf->where));
 	kds_seg_name(shard, first, ".seg", name, sizeof(name));
@@ -206,10 +208,10 @@ seg_open(struct expire *x, uint64_t shard, uint64_t first, struct segfile *sf)
 		goto fail;
 	}
 	sf->size = (uint64_t)sb.st_size;
-	if (pread(sf->fd, sf->hdr, SEG_HEADER_LEN, 0) != SEG_HEADER_LEN ||
-	    kds_seg_header_decode(sf->hdr, &sf->h) == -1 ||
-	    sf->h.shard != shard || sf->h.first_counter != first) {
-		kds_fail(x->e, 0, "%s: offset 0: bad segment header", sf->where);
+	n = pread(sf->fd, sf->hdr, SEG_HEADER_LEN, 0);
+	if ((why = kds_seg_header_check(sf->hdr, n < 0 ? 0 : (size_t)n, shard,
+	    first, &sf->h)) != NULL) {
+		kds_fail(x->e, 0, "%s: offset 0: %s", sf->where, why);
 		goto fail;
 	}
 	return 0;

@@ -55,6 +55,27 @@ kds_seg_header_decode(const unsigned char p[SEG_HEADER_LEN],
 }
 
 /*
+ * Why the N bytes at P are not the header of segment FIRST of SHARD, or
+ * NULL when they are.  A header that checks out under another format
+ * version is named as such: it is a newer kds's file, not damage.
+ */
+const char *
+kds_seg_header_check(const unsigned char *p, size_t n, uint64_t shard,
+    uint64_t first, struct kds_seg_header *h)
+{
+	if (n < SEG_HEADER_LEN)
+		return "bad segment header";
+	if (memcmp(p, SEG_MAGIC, 6) == 0 &&
+	    get_le64(p + 40) == kds_checksum(p, 40, 0) &&
+	    get_le16(p + 6) != KDS_FORMAT_VERSION)
+		return "unknown segment format version";
+	if (kds_seg_header_decode(p, h) == -1 || h->shard != shard ||
+	    h->first_counter != first)
+		return "bad segment header";
+	return NULL;
+}
+
+/*
  * Create SEQ.seg holding only its header; returns its descriptor, open for
  * appending.  The caller holds the shard lock.  The header is written to
  * SEQ.seg.tmp, which is then renamed into place without replacing

@@ -187,6 +187,7 @@ open_segment(struct kds_shard_writer *w, uint64_t counter, struct kds_err *e)
 {
 	unsigned char buf[SEG_HEADER_LEN];
 	char name[64];
+	const char *why;
 	ssize_t n;
 
 	close_segment(w);
@@ -199,10 +200,9 @@ open_segment(struct kds_shard_writer *w, uint64_t counter, struct kds_err *e)
 	n = pread(w->segfd, buf, sizeof(buf), 0);
 	if (n == -1)
 		return kds_fail_errno(e, "%s: read", w->segname);
-	if (n != SEG_HEADER_LEN || kds_seg_header_decode(buf, &w->hdr) == -1 ||
-	    w->hdr.shard != w->shard || w->hdr.first_counter != counter)
-		return kds_fail(e, 0, "%s: offset 0: bad segment header",
-		    w->segname);
+	if ((why = kds_seg_header_check(buf, (size_t)n, w->shard, counter,
+	    &w->hdr)) != NULL)
+		return kds_fail(e, 0, "%s: offset 0: %s", w->segname, why);
 	kds_seg_name(w->shard, counter, ".idx", name, sizeof(name));
 	w->idxfd = openat(w->dirfd, name, O_WRONLY | O_APPEND | O_CREAT |
 	    O_NOFOLLOW | O_CLOEXEC, 0666);
