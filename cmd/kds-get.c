@@ -478,6 +478,9 @@ main(int argc, char *argv[])
 				errx(2, "bad limit '%s'", optarg);
 			break;
 		case 's':
+			/* Malformed is a usage error; missing is found later. */
+			if (kds_shard_id_parse(optarg, &(uint64_t){ 0 }) == -1)
+				errx(2, "bad shard id '%.64s'", optarg);
 			shard_names = reallocarray(shard_names, nshards + 1,
 			    sizeof(*shard_names));
 			if (shard_names == NULL)

@@ -65,6 +65,10 @@ kds_format_new(const char *spec, struct kds_err *e)
 	for (const char *p = spec; ; p++) {
 		enum op op = OP_TEXT;
 
+		if (*p == '\\' && p[1] == '\0') {
+			kds_fail(e, EINVAL, "format: '\\' at the end");
+			goto fail;
+		}
 		if (*p == '\\') {
 			switch (*++p) {
 			case 'n': lit[n++] = '\n'; continue;
@@ -81,6 +85,10 @@ kds_format_new(const char *spec, struct kds_err *e)
 		if (*p != '%' && *p != '\0') {
 			lit[n++] = *p;
 			continue;
+		}
+		if (*p == '%' && p[1] == '\0') {
+			kds_fail(e, EINVAL, "format: '%%' at the end");
+			goto fail;
 		}
 		if (*p == '%') {
 			switch (*++p) {

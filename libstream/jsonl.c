@@ -2,7 +2,7 @@
  * jsonl.c: one record per JSON object, the shape `aws kinesis put-records`
  * takes ({"PartitionKey", "Data" in base64, "ExplicitHashKey"}) and
  * kds-get -o jsonl writes (whose other members are passed over, so that a
- * stream's output replays into another).  Parsing is jansson's.
+ * stream's output replays into another; any other member is refused).  Parsing is jansson's.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -11,6 +11,36 @@
 #include <string.h>
 
 #include "internal.h"
+
+/*
+ * The first member that is neither put-records' nor one of those that
+ * kds-get -o jsonl adds, or NULL.  A misspelt "ExplicitHashkey" must not
+ * route a record by MD5 in silence.
+ */
+static const char *
+unknown_member(json_t *o, struct kds_err *e)
+{
+	static const char *const known[] = {
+		"PartitionKey", "Data", "ExplicitHashKey",
+		"ShardId", "SequenceNumber", "ApproximateArrivalTimestamp",
+	};
+	const char *name;
+	json_t *v;
+
+	json_object_foreach(o, name, v) {
+		size_t i;
+
+		(void)v;
+		for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+			if (strcmp(name, known[i]) == 0)
+				break;
+		if (i == sizeof(known) / sizeof(known[0])) {
+			kds_fail(e, EINVAL, "unknown field '%.64s'", name);
+			return name;
+		}
+	}
+	return NULL;
+}
 
 static int
 reserve(struct kds_scratch *s, size_t n)
@@ -69,6 +99,8 @@ kds_jsonl_parse(const char *line, size_t len, struct kds_put_record *r,
 		kds_fail(e, EINVAL, "not a JSON object");
 		goto out;
 	}
+	if (unknown_member(o, e) != NULL)
+		goto out;
 	key = member(o, "PartitionKey", &keylen, 1, e, &bad);
 	if (bad)
 		goto out;

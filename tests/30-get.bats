@@ -384,6 +384,8 @@ assert n == 11, n
 	# not "unknown token '% '": there is no space in the format
 	run -2 --separate-stderr kds-get $E --format 'x%' s
 	first_line_is "kds-get: format: '%' at the end"
+	run -2 --separate-stderr kds-get $E --format 'x\' s
+	first_line_is "kds-get: format: '\\' at the end"
 }
 
 @test "-o: an unknown format is a usage error" {
