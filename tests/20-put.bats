@@ -426,13 +426,20 @@ assert n == 10000, n
 '
 }
 
-@test "default keys spread 10,000 records over 16 shards as MD5 says" {
+# kds-put(1): with neither -k nor -f, round-robin over the open shards in
+# hash key order, each record keyed by its input number (from 1).
+@test "no key: 10,000 records round-robin over 16 shards, keyed by number" {
 	mkstream s -n 16
 	run -0 --separate-stderr kds-put -p s < <(lines 10000)
+	[ "${#lines[@]}" -eq 10000 ]
 	cut -d' ' -f1 <<<"$output" >got
-	lines 10000 | aws_shard_of 16 >want
+	python3 -c '
+for i in range(10000):
+    print("shardId-%012d" % (i % 16))' >want
 	same got want
-	[ "$(cut -d' ' -f1 <<<"$output" | sort -u | wc -l)" -eq 16 ]
+	get_all s --format '%k\n' | sort -n >keys
+	seq 1 10000 >want
+	same keys want
 }
 
 @test "KDS_NOW sets the arrival time, which never goes back within a shard" {
