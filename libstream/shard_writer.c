@@ -378,7 +378,7 @@ recover(struct kds_shard_writer *w, struct kds_err *e)
 	struct kds_index_entry *ix = NULL;
 	uint64_t *segs = NULL;
 	size_t nsegs, nix;
-	char name[64];
+	char name[64], iname[64];
 
 	if (kds_seg_list(w->dirfd, w->shard, &segs, &nsegs, e) == -1)
 		return -1;
@@ -404,6 +404,14 @@ recover(struct kds_shard_writer *w, struct kds_err *e)
 			return -1;
 		}
 		close_segment(w);
+		/* Its index goes first: an index left without its segment
+		 * would be taken for the next segment of that name's. */
+		kds_seg_name(w->shard, segs[nsegs - 1], ".idx", iname,
+		    sizeof(iname));
+		if (unlinkat(w->dirfd, iname, 0) == -1 && errno != ENOENT) {
+			free(segs);
+			return kds_fail_errno(e, "%s: unlink", iname);
+		}
 		if (unlinkat(w->dirfd, name, 0) == -1) {
 			free(segs);
 			return kds_fail_errno(e, "%s: unlink", name);
