@@ -198,10 +198,12 @@ struct kds_shard_writer *kds_shard_writer_new(struct kds_stream *,
  * shard was closed meanwhile (the lock is then released), 0, or -1. */
 int	kds_shard_writer_begin(struct kds_shard_writer *, struct kds_err *);
 /* Write frames (built with kds_frame_encode_head), counters and times
- * assigned here; first_counter receives the counter of the first one. */
+ * assigned here; first_counter receives the counter of the first one and
+ * stored how many are in the shard, all of them unless -1 is returned:
+ * a batch that rolled a segment before failing keeps what went before. */
 int	kds_shard_writer_append(struct kds_shard_writer *, unsigned char *buf,
 	    size_t len, size_t nframes, uint64_t *first_counter,
-	    struct kds_err *);
+	    size_t *stored, struct kds_err *);
 void	kds_shard_writer_end(struct kds_shard_writer *);
 int	kds_shard_writer_sync(struct kds_shard_writer *, struct kds_err *);
 void	kds_shard_writer_free(struct kds_shard_writer *);

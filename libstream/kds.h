@@ -172,6 +172,8 @@ int	kds_producer_add(struct kds_producer *, const struct kds_put_record *,
 	    struct kds_err *);
 int	kds_producer_flush(struct kds_producer *, struct kds_err *);
 int	kds_producer_pending(const struct kds_producer *);
+/* Flush, fsync as the sync mode says, free.  With a NULL kds_err it only
+ * frees, dropping what is pending: for cleaning up after a failure. */
 int	kds_producer_close(struct kds_producer *, struct kds_err *);
 
 /* reader.c: records out, merged over shards by arrival time. */

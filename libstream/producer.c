@@ -23,6 +23,7 @@ struct slot {
 	size_t			 len, cap, nframes;
 	uint64_t		 first_counter;	/* after the write */
 	uint64_t		 acked;		/* acks given out of this batch */
+	size_t			 stored;	/* of a failed write, in the shard */
 };
 
 struct route {
@@ -283,7 +284,7 @@ write_slot(struct kds_producer *p, size_t i, struct kds_err *e)
 			return -1;
 		if (rc == 0) {
 			rc = kds_shard_writer_append(s->w, s->buf, s->len,
-			    s->nframes, &s->first_counter, e);
+			    s->nframes, &s->first_counter, &s->stored, e);
 			kds_shard_writer_end(s->w);
 			/*
 			 * Group commit: fsync after the lock is released, so
@@ -292,8 +293,9 @@ write_slot(struct kds_producer *p, size_t i, struct kds_err *e)
 			 * fsync fails the batch, unacknowledged; its records
 			 * may remain, never retried as durable.
 			 */
-			if (rc == 0 && p->sync == KDS_SYNC_ALWAYS)
-				rc = kds_shard_writer_sync(s->w, e);
+			if (rc == 0 && p->sync == KDS_SYNC_ALWAYS &&
+			    (rc = kds_shard_writer_sync(s->w, e)) == -1)
+				s->stored = 0;
 			return rc;
 		}
 		/* Closed under us; its records go where they belong now. */
@@ -304,7 +306,7 @@ write_slot(struct kds_producer *p, size_t i, struct kds_err *e)
 int
 kds_producer_flush(struct kds_producer *p, struct kds_err *e)
 {
-	size_t i, stored = p->nrecs;
+	size_t i;
 	int rc = 0;
 
 	for (i = 0; i < p->nslots; i++) {
@@ -324,17 +326,18 @@ kds_producer_flush(struct kds_producer *p, struct kds_err *e)
 		p->slots[i].len = 0;
 		p->slots[i].nframes = 0;	/* written: see below */
 	}
-	if (rc == -1) {
-		/* Ack only the records before the first one not stored. */
-		for (stored = 0; stored < p->nrecs; stored++) {
-			if (p->slots[p->recs[stored].slot].nframes != 0)
-				break;
-		}
-	}
-	for (size_t k = 0; k < stored && p->ack != NULL; k++) {
+	/*
+	 * After a failure, ack the records before the first one not stored:
+	 * the ack of a record says every record before it is stored too.
+	 * Records of other shards after that one may be stored unacked, as
+	 * when a PutRecords answer is lost; never the other way round.
+	 */
+	for (size_t k = 0; k < p->nrecs && p->ack != NULL; k++) {
 		struct slot *s = &p->slots[p->recs[k].slot];
 		struct kds_ack a;
 
+		if (rc == -1 && s->nframes != 0 && s->acked >= s->stored)
+			break;
 		kds_shard_id(s->shard, a.shard_id);
 		kds_seq_format(s->shard, s->first_counter + s->acked++,
 		    a.sequence);
@@ -344,6 +347,7 @@ kds_producer_flush(struct kds_producer *p, struct kds_err *e)
 		p->slots[i].len = 0;
 		p->slots[i].nframes = 0;
 		p->slots[i].acked = 0;
+		p->slots[i].stored = 0;
 	}
 	p->nrecs = 0;
 	p->bytes = 0;
@@ -356,7 +360,8 @@ kds_producer_pending(const struct kds_producer *p)
 	return p->nrecs > 0;
 }
 
-/* Flush, fsync what this producer wrote (unless KDS_SYNC_NEVER), free. */
+/* Flush, fsync what this producer wrote (unless KDS_SYNC_NEVER), free;
+ * with e NULL, free only (kds.h). */
 int
 kds_producer_close(struct kds_producer *p, struct kds_err *e)
 {

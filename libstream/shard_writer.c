@@ -639,13 +639,21 @@ undo:
 
 int
 kds_shard_writer_append(struct kds_shard_writer *w, unsigned char *buf,
-    size_t len, size_t nframes, uint64_t *first_counter, struct kds_err *e)
+    size_t len, size_t nframes, uint64_t *first_counter, size_t *stored,
+    struct kds_err *e)
 {
 	int64_t now = kds_now_ms();
 	uint64_t limit = w->st->meta.segment_bytes;
 	size_t pos = 0, done = 0;
 
 	*first_counter = w->t.last_counter + 1;
+	/*
+	 * Each chunk is committed (the tail names it) before the next; a
+	 * roll fsyncs the segment it seals.  So when a later chunk fails,
+	 * the earlier ones are in the shard as surely as any batch, and
+	 * readers may have seen them: they are counted, never taken back.
+	 */
+	*stored = 0;
 	while (done < nframes) {
 		size_t start = pos, n = 0;
 
@@ -668,6 +676,7 @@ kds_shard_writer_append(struct kds_shard_writer *w, unsigned char *buf,
 		if (append_chunk(w, buf + start, pos - start, n, now, e) == -1)
 			return -1;
 		done += n;
+		*stored = done;
 	}
 	(void)len;
 	return 0;
