@@ -176,6 +176,8 @@ base64(FILE *o, struct kds_format *f, const char *p, size_t n)
 {
 	size_t need = kds_base64_encoded_len(n);
 
+	if (need == 0)		/* and scratch may still be NULL */
+		return 0;
 	if (need > f->scap) {
 		char *ns = realloc(f->scratch, need);
 

@@ -309,6 +309,15 @@ three() {
 	printf 'abcdef' | cmp - out
 }
 
+@test "-o jsonl: empty data, as the first record, is \"Data\":\"\"" {
+	mkstream s
+	printf '\nb\n' | kds-put -k k s
+	run -0 --separate-stderr kds-get $E -o jsonl s
+	[ "${#lines[@]}" -eq 2 ]
+	[[ ${lines[0]} == *'"PartitionKey":"k","Data":""}' ]]
+	[[ ${lines[1]} == *'"PartitionKey":"k","Data":"Yg=="}' ]]
+}
+
 @test "-o jsonl: the Kinesis record, exactly" {
 	mkstream s -n 2
 	echo hello | put_at 1764324000.123 -k k -E 0 s
