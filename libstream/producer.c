@@ -71,9 +71,8 @@ slot_for(struct kds_producer *p, uint64_t shard, size_t *out,
 	p->slots = ns;
 	memset(&ns[p->nslots], 0, sizeof(*ns));
 	ns[p->nslots].shard = shard;
-	ns[p->nslots].w = kds_shard_writer_new(p->st, shard, p->sync, e);
-	if (ns[p->nslots].w == NULL)
-		return -1;
+	/* The writer (four descriptors) is opened at the shard's first
+	 * batch: a stream of 10,000 shards must not need 40,000 at once. */
 	*out = p->nslots++;
 	return 0;
 }
@@ -278,7 +277,12 @@ write_slot(struct kds_producer *p, size_t i, struct kds_err *e)
 {
 	for (;;) {
 		struct slot *s = &p->slots[i];
-		int rc = kds_shard_writer_begin(s->w, e);
+		int rc;
+
+		if (s->w == NULL && (s->w = kds_shard_writer_new(p->st,
+		    s->shard, p->sync, e)) == NULL)
+			return -1;
+		rc = kds_shard_writer_begin(s->w, e);
 
 		if (rc == -1)
 			return -1;

@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -195,6 +196,24 @@ install(struct kds_stream *st, const struct stat *sb, struct kds_err *e)
 	return 0;
 }
 
+/*
+ * A reader merging every shard holds a few descriptors for each; the soft
+ * limit (often 1024) is too low for thousands of shards while the hard
+ * one rarely is.  Raise the soft limit to the hard one then, as a server
+ * would; nothing here uses select(2), so large descriptors are fine.
+ */
+static void
+raise_nofile(size_t nshards)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+	    rl.rlim_cur < nshards * 6 + 64 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 struct kds_stream *
 kds_stream_open(const char *name, struct kds_err *e)
 {
@@ -222,6 +241,7 @@ kds_stream_open(const char *name, struct kds_err *e)
 	if (kds_meta_read(st->dirfd, &st->meta, e) == -1)
 		goto fail;
 	remember(st, &sb);
+	raise_nofile(st->meta.nshards);
 	return st;
 fail:
 	kds_stream_close(st);
