@@ -711,6 +711,25 @@ reheap(struct kds_reader *rd)
 }
 
 /*
+ * Whether SHARD has left the shard table since this reader read it: a
+ * closed shard that kds-expire removed between our reading meta and our
+ * opening its directory.  Its records have all expired; it is done.
+ */
+static int
+dropped(struct kds_stream *st, uint64_t shard)
+{
+	const struct kds_shard *sh = kds_stream_shard(st, shard);
+	struct kds_err e;
+	int changed;
+
+	if (sh == NULL || sh->open)
+		return 0;
+	if (kds_stream_reload(st, &changed, &e) == -1 || !changed)
+		return 0;
+	return kds_stream_shard(st, shard) == NULL;
+}
+
+/*
  * Add a shard reader at o's position; wait: it is a child that starts
  * when its parents are done.  Not yet read: kds_reader_settle or poke.
  */
@@ -727,7 +746,7 @@ add(struct kds_reader *rd, uint64_t shard, const struct kds_iter_opts *o,
 		return -1;
 	if ((r = shard_reader_open(rd->st, shard, o, seq_counter, rd->chunk,
 	    e)) == NULL)
-		return -1;
+		return dropped(rd->st, shard) ? 0 : -1;
 	r->state = wait ? SR_WAIT : SR_IDLE;
 	for (k = rd->n; k > 0 && rd->shards[k - 1]->shard > shard; k--)
 		rd->shards[k] = rd->shards[k - 1];
@@ -765,7 +784,7 @@ kds_reader_adopt_children(struct kds_reader *rd, struct kds_err *e)
 			if (add(rd, sh->number, &th, 0, 1, e) == -1)
 				return -1;
 			added = 1;
-			break;		/* rd->st->meta is unchanged, rd not */
+			break;		/* rd changed, and add() may re-read meta */
 		}
 	}
 	return kds_reader_settle(rd, e);
@@ -777,7 +796,7 @@ kds_reader_open(struct kds_stream *st, const struct kds_iter_opts *o,
 {
 	const struct kds_meta *m = &st->meta;
 	struct kds_reader *rd;
-	uint64_t seq_shard = 0, seq_counter = 0;
+	uint64_t seq_shard = 0, seq_counter = 0, *list = NULL;
 	int by_seq = o->type == KDS_AT_SEQUENCE_NUMBER ||
 	    o->type == KDS_AFTER_SEQUENCE_NUMBER;
 	size_t want = o->shards ? o->nshards : m->nshards, chunk;
@@ -822,13 +841,20 @@ kds_reader_open(struct kds_stream *st, const struct kds_iter_opts *o,
 	/* Watch before the first read, so that no append goes unnoticed. */
 	if ((o->flags & KDS_READ_FOLLOW) && kds_follow_start(rd, e) == -1)
 		goto fail;
-	for (size_t i = 0; i < want; i++) {
-		uint64_t shard = by_seq ? seq_shard : o->shards ? o->shards[i] :
-		    m->shards[i].number;
-
-		if (add(rd, shard, o, seq_counter, 0, e) == -1)
-			goto fail;
+	/* add() may re-read meta (a shard expired meanwhile): the list of
+	 * shards to open is taken first, not walked in a table that moves. */
+	if ((list = calloc(want ? want : 1, sizeof(*list))) == NULL) {
+		kds_fail_errno(e, "reader");
+		goto fail;
 	}
+	for (size_t i = 0; i < want; i++)
+		list[i] = by_seq ? seq_shard : o->shards ? o->shards[i] :
+		    m->shards[i].number;
+	for (size_t i = 0; i < want; i++)
+		if (add(rd, list[i], o, seq_counter, 0, e) == -1)
+			goto fail;
+	free(list);
+	list = NULL;
 	/* A child read with its parents waits for them to be read out. */
 	for (size_t i = 0; (o->flags & KDS_READ_CHILDREN) && i < rd->n; i++)
 		if (!parents_done(rd, rd->shards[i]))
@@ -840,6 +866,7 @@ kds_reader_open(struct kds_stream *st, const struct kds_iter_opts *o,
 		goto fail;
 	return rd;
 fail:
+	free(list);
 	kds_reader_close(rd);
 	return NULL;
 }

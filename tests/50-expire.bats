@@ -485,3 +485,25 @@ blocked_on_lock() {
 	grep -q -- "--archive" "$BATS_TEST_DIRNAME/../completions/_kds"
 	grep -q -- "complete -c kds-get -l archive" "$BATS_TEST_DIRNAME/../completions/kds.fish"
 }
+
+# A reader that read meta before kds-expire dropped a closed shard opens
+# that shard after its directory has gone: the shard is done, not damage.
+@test "a reader opening a closed shard that expire removed meanwhile goes on" {
+	command -v strace >/dev/null || skip "no strace"
+	have_xxhash || skip "no libxxhash.so.0"
+	mkstream s -r 1h -n 2
+	hourly s 1 10
+	close_shard s 1 2
+	seq 4 | at $((H + 10)) kds-put s
+	# the reader stops 1 s before it opens shard 1's directory
+	at $((H + 1800)) strace -f -o /dev/null -P s/shardId-000000000001 \
+	    -e trace=openat -e inject=openat:delay_enter=1000000:when=1 \
+	    kds-get s >out 2>err &
+	sleep 0.3
+	at $((H + 1800)) kds-expire s
+	[ ! -e s/shardId-000000000001 ]
+	wait $! || { cat err >&2; return 1; }
+	grep -v '^strace: ' err >kerr || true
+	[ ! -s kerr ]
+	[ "$(wc -l <out)" -eq 4 ] || { cat out err >&2; return 1; }
+}
