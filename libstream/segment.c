@@ -86,31 +86,32 @@ kds_seg_create(int dirfd, uint64_t shard, uint64_t counter,
     int64_t created_ms, struct kds_seg_header *h, struct kds_err *e)
 {
 	unsigned char buf[SEG_HEADER_LEN];
-	char name[64], tmp[72];
+	char name[64], tmp[72], id[KDS_SHARD_ID_LEN + 1];
 	int fd;
 
 	kds_seg_name(shard, counter, ".seg", name, sizeof(name));
 	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	kds_shard_id(shard, id);	/* messages name shardId-N/FILE */
 	h->shard = shard;
 	h->first_counter = counter;
 	h->created_ms = created_ms;
 	if (getrandom(&h->salt, sizeof(h->salt), 0) != sizeof(h->salt))
-		return kds_fail_errno(e, "%s: getrandom", name);
+		return kds_fail_errno(e, "%s/%s: getrandom", id, name);
 	kds_seg_header_encode(buf, h);
 	/* A leftover .tmp is an interrupted roll's: ours to overwrite. */
 	fd = openat(dirfd, tmp, O_RDWR | O_APPEND | O_CREAT | O_TRUNC |
 	    O_NOFOLLOW | O_CLOEXEC, 0666);
 	if (fd == -1)
-		return kds_fail_errno(e, "%s", tmp);
+		return kds_fail_errno(e, "%s/%s", id, tmp);
 	errno = 0;
 	if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf)) {
 		if (errno == 0)
 			errno = ENOSPC;
-		kds_fail_errno(e, "%s: write", tmp);
+		kds_fail_errno(e, "%s/%s: write", id, tmp);
 		goto fail;
 	}
 	if (renameat2(dirfd, tmp, dirfd, name, RENAME_NOREPLACE) == -1) {
-		kds_fail_errno(e, "%s", name);
+		kds_fail_errno(e, "%s/%s", id, name);
 		goto fail;
 	}
 	return fd;

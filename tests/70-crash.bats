@@ -365,3 +365,19 @@ enospc_at() {
 	printf '%s\n' "${acked[@]}" | cmp - stored
 	head -n "${#acked[@]}" in | cmp - data
 }
+
+# A roll that cannot make its segment (here a directory holds the name)
+# fails the batch: the message names shard and file, and the records
+# acknowledged before the roll are exactly those stored.
+@test "a roll that cannot create its segment: exit 1, shard/file named" {
+	mkstream s --segment-bytes 4096
+	seq -f 'rec-%03.0f' 1 100 | kds-put -k k s
+	mkdir s/shardId-000000000000/100000000000000000102.seg
+	run -1 --separate-stderr kds-put -p -k k s < <(seq -f 'rec-%03.0f' 101 110)
+	stderr_is "kds-put: s: shardId-000000000000/100000000000000000102.seg: File exists"
+	output_is "shardId-000000000000 100000000000000000101"
+	rmdir s/shardId-000000000000/100000000000000000102.seg
+	run -0 --separate-stderr kds-get $E s
+	[ "${#lines[@]}" -eq 101 ] && [ "${lines[100]}" = rec-101 ]
+	[ ! -e s/shardId-000000000000/100000000000000000102.seg.tmp ]
+}
