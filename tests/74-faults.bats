@@ -163,3 +163,23 @@ put_base() {
 	each mkdirat ENOSPC kds-reshard s scale 3
 	each openat EIO kds-reshard s scale 3
 }
+
+# RLIMIT_FSIZE: a file size limit fails a write with EFBIG (kds-put ignores
+# SIGXFSZ, which would kill it mid-batch); at every limit, exactly the
+# acknowledged records are kept.
+@test "kds-put under a file size limit: exit 1, 'File too large', acked kept" {
+	mkstream base -n 2 --segment-bytes 64K
+	lines 20 old- | kds-put base
+	seq -f 'new-%04.0f-padding-padding' 1 2000 >in
+	for kb in 1 2 4 8 16 24 32; do
+		rm -rf s && cp -a base s
+		status=0
+		(ulimit -f "$kb" && exec kds-put -p s) <in >out 2>err || status=$?
+		[ "$status" -eq 1 ] || { echo "-f $kb: exit $status" >&2; return 1; }
+		[ "$(wc -l <err)" -eq 1 ] && [[ $(cat err) == "kds-put: s: "*"File too large" ]] || {
+			echo "-f $kb: $(cat err)" >&2
+			return 1
+		}
+		put_check || { echo "-f $kb" >&2; return 1; }
+	done
+}
