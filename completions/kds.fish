@@ -131,7 +131,7 @@ complete -c kds-create -s n -l shards -x -d 'Number of shards (1-10000)'
 complete -c kds-create -s r -l retention -x -d 'How long records stay readable (1s-8760h)'
 complete -c kds-create -l segment-bytes -x -d 'Size past which a new segment starts (4096-1G)'
 complete -c kds-create -l segment-age -x -d 'Age past which a new segment starts'
-complete -c kds-create -l group -x -a '(__fish_complete_groups)' -d 'Group that may write the stream'
+complete -c kds-create -l group -x -a '(__fish_complete_groups)' -d 'Share the stream with the members of this group'
 complete -c kds-create -x -a '(__fish_complete_directories (commandline -ct) Directory)'
 
 complete -c kds-put -s 0 -l null -d 'Input records end with NUL'
@@ -166,8 +166,8 @@ complete -c kds-get -l delete -d 'Drop the consumer'
 complete -c kds-get -x -a '(__kds_streams)'
 
 complete -c kds-describe -s j -l json -d 'One JSON document with AWS key names'
-complete -c kds-describe -l verify -d "Check the stream's files"
-complete -c kds-describe -l repair -d 'Repair what --verify finds'
+complete -c kds-describe -l verify -d 'Check every checksum, as fsck does'
+complete -c kds-describe -l repair -d 'With --verify, fix what is safe to fix'
 complete -c kds-describe -x -a '(__kds_streams)'
 
 complete -c kds-expire -s a -l archive -x -a '(__fish_complete_directories (commandline -ct) Directory)' -d 'Archive expired segments under this directory'
