@@ -96,7 +96,7 @@ uninstall:
 # Every Debian package needed to build, test and benchmark.
 DEPS = build-essential pkg-config libxxhash-dev nettle-dev libjansson-dev \
 	libarchive-dev libzstd-dev libarchive-tools zstd bats mandoc perl python3 \
-	strace
+	strace clang libclang-rt-14-dev
 # The shells whose completions tests/92-completion and 90-install try.
 DEPS += bash-completion zsh fish
 deps:
@@ -105,5 +105,7 @@ deps:
 
 clean:
 	rm -rf $(BUILD) build-asan demo
+
+include tests/fuzz/fuzz.mk
 
 .PHONY: all check check-asan demo bench install uninstall deps clean
