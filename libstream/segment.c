@@ -174,7 +174,8 @@ kds_seg_list(int dirfd, uint64_t shard, uint64_t **out, size_t *nout,
 	if (errno != 0)
 		goto fail_errno;
 	closedir(d);
-	qsort(v, n, sizeof(*v), cmp_u64);
+	if (n > 0)		/* none: v is NULL, which qsort must not get */
+		qsort(v, n, sizeof(*v), cmp_u64);
 	*out = v;
 	*nout = n;
 	return 0;
