@@ -133,7 +133,9 @@ manifest() {
 	install_into "$d" PREFIX=/usr
 	run -0 env XDG_DATA_DIRS="$d/usr/share" BASH_COMPLETION_USER_DIR=/nonexistent \
 	    bash -c 'source /usr/share/bash-completion/bash_completion
-		for t; do __load_completion "$t" && complete -p "$t"; done' \
+		load=__load_completion	# _comp_load from bash-completion 2.12
+		declare -F $load >/dev/null || load=_comp_load
+		for t; do $load "$t" && complete -p "$t"; done' \
 	    - $(tools)
 	for t in $(tools); do
 		grep -qx "complete -F _kds $t" <<<"$output" || {
