@@ -339,4 +339,8 @@ int	kds_parse_time(const char *s, int64_t *ms);
 int	kds_parse_uint(const char *s, uint64_t max, uint64_t *v);
 int64_t	kds_now_ms(void);
 
+/* err.c: s as a message may show it, on one line: control characters
+ * escaped (\n, \x1b), cut with "..." past n - 1 bytes.  Returns out. */
+const char *kds_printable(const char *s, char *out, size_t n);
+
 #endif
