@@ -133,6 +133,7 @@ int	kds_stream_reload(struct kds_stream *, int *changed, struct kds_err *);
 int	kds_stream_reread(struct kds_stream *, struct kds_err *);
 int	kds_shard_dir_open(struct kds_stream *, uint64_t shard,
 	    struct kds_err *);
+int	kds_opendirat(int dirfd, const char *name);	/* no symlinks */
 const struct kds_shard *kds_stream_shard(const struct kds_stream *, uint64_t);
 
 /* segment.c: segment files and their headers. */

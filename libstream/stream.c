@@ -354,6 +354,26 @@ kds_stream_shard_text(const struct kds_stream *st, uint64_t number,
 	return 0;
 }
 
+/*
+ * A directory of the stream, never through a symbolic link.  O_NOFOLLOW
+ * with O_DIRECTORY says "Not a directory" of a link, which misleads: a
+ * link gives ELOOP here, as it does for the files.
+ */
+int
+kds_opendirat(int dirfd, const char *name)
+{
+	struct stat sb;
+	int fd;
+
+	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (fd == -1 && errno == ENOTDIR &&
+	    fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISLNK(sb.st_mode))
+		errno = ELOOP;
+	return fd;
+}
+
 int
 kds_shard_dir_open(struct kds_stream *st, uint64_t shard, struct kds_err *e)
 {
@@ -361,8 +381,7 @@ kds_shard_dir_open(struct kds_stream *st, uint64_t shard, struct kds_err *e)
 	int fd;
 
 	kds_shard_id(shard, id);
-	fd = openat(st->dirfd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-	    O_CLOEXEC);
+	fd = kds_opendirat(st->dirfd, id);
 	if (fd == -1)
 		return kds_fail_errno(e, "%s", id);
 	return fd;
