@@ -131,6 +131,10 @@ struct kds_format;
 /* stream.c */
 int	kds_stream_create(const char *path, const struct kds_create_opts *,
 	    struct kds_err *);
+/* The same, shared by the members of group gid (kds-stream(5),
+ * PERMISSIONS): the caller must be one of them. */
+int	kds_stream_create_shared(const char *path,
+	    const struct kds_create_opts *, uint32_t gid, struct kds_err *);
 struct kds_stream *kds_stream_open(const char *path, struct kds_err *);
 void	kds_stream_close(struct kds_stream *);
 size_t	kds_stream_shard_count(const struct kds_stream *);

@@ -100,9 +100,11 @@ kds_seg_create(int dirfd, uint64_t shard, uint64_t counter,
 	kds_seg_header_encode(buf, h);
 	/* A leftover .tmp is an interrupted roll's: ours to overwrite. */
 	fd = openat(dirfd, tmp, O_RDWR | O_APPEND | O_CREAT | O_TRUNC |
-	    O_NOFOLLOW | O_CLOEXEC, 0666);
+	    O_NOFOLLOW | O_CLOEXEC, KDS_FILE_MODE);
 	if (fd == -1)
 		return kds_fail_errno(e, "%s/%s", id, tmp);
+	if (kds_perm_fix(dirfd, fd, tmp, e) == -1)
+		goto fail;
 	errno = 0;
 	if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf)) {
 		if (errno == 0)

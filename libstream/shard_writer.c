@@ -87,10 +87,13 @@ kds_shard_init(int sdirfd, uint64_t shard, int64_t created_ms,
 	int dfd, fd;
 
 	kds_shard_id(shard, id);
-	if (mkdirat(sdirfd, id, 0777) == -1)
+	if (mkdirat(sdirfd, id, KDS_DIR_MODE) == -1)
 		return kds_fail_errno(e, "%s", id);
-	if ((dfd = openat(sdirfd, id, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+	if ((dfd = openat(sdirfd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1)
 		return kds_fail_errno(e, "%s", id);
+	if (kds_perm_fix(sdirfd, dfd, id, e) == -1)
+		goto fail;
 	if ((fd = kds_seg_create(dfd, shard, 1, created_ms, &h, e)) == -1)
 		goto fail;
 	if (fsync(fd) == -1) {
@@ -100,7 +103,14 @@ kds_shard_init(int sdirfd, uint64_t shard, int64_t created_ms,
 	}
 	close(fd);
 	tail_encode(buf, &t, 0);
-	fd = openat(dfd, "tail", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	fd = openat(dfd, "tail", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    KDS_FILE_MODE);
+	if (fd != -1 && kds_perm_fix(dfd, fd, "tail", NULL) == -1) {
+		close(fd);
+		fd = -1;
+	}
+	if (fd != -1)
+		errno = 0;	/* a short write sets none */
 	if (fd == -1 || write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf) ||
 	    fsync(fd) == -1) {
 		if (errno == 0)
@@ -205,8 +215,17 @@ open_segment(struct kds_shard_writer *w, uint64_t counter, struct kds_err *e)
 		return kds_fail(e, 0, "%s: offset 0: %s", w->segname, why);
 	kds_seg_name(w->shard, counter, ".idx", name, sizeof(name));
 	w->idxfd = openat(w->dirfd, name, O_WRONLY | O_APPEND | O_CREAT |
-	    O_NOFOLLOW | O_CLOEXEC, 0666);
-	/* No index is a slower seek, not an error: it is a cache. */
+	    O_NOFOLLOW | O_CLOEXEC, KDS_FILE_MODE);
+	/* No index is a slower seek, not an error: it is a cache.  But a
+	 * symbolic link in its place was planted there: write nothing. */
+	if (w->idxfd == -1 && errno == ELOOP) {
+		char id[KDS_SHARD_ID_LEN + 1];
+
+		kds_shard_id(w->shard, id);
+		return kds_fail_errno(e, "%s/%s", id, name);
+	}
+	if (w->idxfd != -1)
+		(void)kds_perm_fix(w->dirfd, w->idxfd, name, NULL);
 	return 0;
 }
 
