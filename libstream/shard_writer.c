@@ -445,11 +445,28 @@ recover(struct kds_shard_writer *w, struct kds_err *e)
 	w->t.last_frame_off = 0;
 	kds_index_load(w->dirfd, w->segname + KDS_SHARD_ID_LEN + 1, &ix, &nix);
 	while (nix > 0) {
-		unsigned char head[FRAME_HEADER_LEN];
+		unsigned char head[FRAME_HEADER_LEN], *fb;
 		struct kds_index_entry *ie = &ix[nix - 1];
+		struct kds_frame f;
+		const char *why;
+		uint32_t len = 0;
+		int whole = 0;
 
+		/* A cache, trusted only where a whole frame of its counter and
+		 * time checks out: an entry pointing into a record's data would
+		 * have the walk cut that record as a torn tail. */
 		if (pread(w->segfd, head, sizeof(head), (off_t)ie->offset) ==
-		    (ssize_t)sizeof(head) && get_le64(head + 16) == ie->counter) {
+		    (ssize_t)sizeof(head) && get_le64(head + 16) == ie->counter)
+			len = get_le32(head + 8);
+		if (len > FRAME_HEADER_LEN && len <= FRAME_MAX_LEN &&
+		    (fb = malloc(len)) != NULL) {
+			whole = pread(w->segfd, fb, len, (off_t)ie->offset) ==
+			    (ssize_t)len && kds_frame_decode(fb, len,
+			    w->hdr.salt, &f, &why) == FRAME_OK &&
+			    f.arrival_ms == ie->arrival_ms;
+			free(fb);
+		}
+		if (whole) {
 			/* Walk from this frame, re-checked and re-indexed:
 			 * last_frame_off 0 makes it get its entry again. */
 			w->t.end = ie->offset;
