@@ -504,6 +504,35 @@ tail_write(struct kds_shard_writer *w, struct kds_err *e)
 	return tail_write_flags(w, 0, e);
 }
 
+/*
+ * Whether the frame that tail state T names as the last is whole, with
+ * T's counter: otherwise the tail is not trusted and the shard recovers,
+ * cutting a zeroed or torn last frame instead of appending behind it.
+ */
+static int
+last_frame_ok(struct kds_shard_writer *w, const struct tail_state *t)
+{
+	unsigned char small[4096], *buf = small;
+	uint64_t len = t->end - t->last_frame_off;
+	struct kds_frame f;
+	const char *why;
+	int ok;
+
+	if (t->last_frame_off == 0)
+		return t->end == SEG_HEADER_LEN;
+	if (t->last_frame_off < SEG_HEADER_LEN || t->end < t->last_frame_off ||
+	    len < FRAME_HEADER_LEN || len > FRAME_MAX_LEN)
+		return 0;
+	if (len > sizeof(small) && (buf = malloc(len)) == NULL)
+		return 0;
+	ok = pread(w->segfd, buf, len, (off_t)t->last_frame_off) ==
+	    (ssize_t)len && kds_frame_decode(buf, len, w->hdr.salt, &f,
+	    &why) == FRAME_OK && f.counter == t->last_counter && f.len == len;
+	if (buf != small)
+		free(buf);
+	return ok;
+}
+
 int
 kds_shard_writer_begin(struct kds_shard_writer *w, struct kds_err *e)
 {
@@ -546,6 +575,11 @@ kds_shard_writer_begin(struct kds_shard_writer *w, struct kds_err *e)
 	}
 	if (trusted && (fstat(w->segfd, &sb) == -1 ||
 	    (uint64_t)sb.st_size < t.end))
+		trusted = 0;
+	/* A tail this writer has not seen may have reached the disk before
+	 * the frame it counts (a power loss between their writebacks). */
+	if (trusted && memcmp(&t, &w->t, sizeof(t)) != 0 &&
+	    !last_frame_ok(w, &t))
 		trusted = 0;
 	if (trusted) {
 		w->t = t;
