@@ -52,9 +52,13 @@ $(BUILD)/unit/%: tests/unit/%.c tests/unit/tap.h $(BUILD)/libstream.a
 		$(BUILD)/libstream.a $(LDLIBS)
 
 # The whole suite, one TAP stream, one summary (prove's).
+# Test files run TEST_JOBS at a time (each file's tests in order): they
+# wait on sleeps, fsyncs and child processes as much as on the CPU.
+TEST_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 check: all $(UNITBIN)
 	@command -v mandoc >/dev/null && mandoc -Tlint -W warning $(MAN1) $(MAN5) $(MAN7)
-	KDS_BUILD=$(abspath $(BUILD)) prove --exec tests/run-tap $(UNITBIN) tests/*.bats
+	KDS_BUILD=$(abspath $(BUILD)) prove -j$(TEST_JOBS) --exec tests/run-tap \
+		$(UNITBIN) tests/*.bats
 
 # The same suite with AddressSanitizer and UndefinedBehaviorSanitizer.
 ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \

@@ -18,6 +18,7 @@
 #include "kds.h"
 
 #define FLUSH_AFTER_MS	50		/* a pending record waits no longer */
+#define FLUSH_IDLE_MS	1		/* nor after input paused this long */
 #define LINE_MAX_BYTES	(3 * KDS_MAX_RECORD)	/* base64 of 1 MiB in JSON */
 /* A value as a message may show it: one line, escaped, cut. */
 #define V(s)		kds_printable((s), val, sizeof(val))
@@ -36,6 +37,8 @@ struct put {
 	const char		*hashkey;	/* -E */
 	int			 skip_invalid;
 	unsigned long long	 recno, skipped;
+	char			 recdec[24];	/* recno in decimal, right-aligned */
+	size_t			 recdec_at;	/* where its first digit is */
 	char			 first_skip[1200];
 	struct kds_scratch	 scratch;
 	int			 acked;		/* acks printed since fflush */
@@ -148,15 +151,21 @@ field_of(const char *line, size_t len, unsigned long field, char delim,
 	return 0;
 }
 
-/* Decimal digits of v, ending at end; snprintf costs more than MD5. */
-static const char *
-ulltoa(unsigned long long v, char *end)
+/* The next record: its number, and that number in decimal kept beside it
+ * and counted up in place, with no division per record (a key without -k
+ * or -f is the number). */
+static void
+next_recno(struct put *c)
 {
-	do {
-		*--end = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	return end;
+	size_t i = sizeof(c->recdec);
+
+	c->recno++;
+	while (i > c->recdec_at && c->recdec[i - 1] == '9')
+		c->recdec[--i] = '0';
+	if (i == c->recdec_at)
+		c->recdec[--c->recdec_at] = '1';
+	else
+		c->recdec[i - 1]++;
 }
 
 static void
@@ -167,7 +176,7 @@ put_one(struct put *c, const char *line, size_t len)
 	struct kds_err e;
 	int rc;
 
-	c->recno++;
+	next_recno(c);
 	if (c->jsonl_in) {
 		if ((rc = kds_jsonl_parse(line, len, &r, &c->scratch, &e)) != 0) {
 			if (rc == -1)
@@ -188,8 +197,8 @@ put_one(struct put *c, const char *line, size_t len)
 			return;
 		}
 	} else {
-		r.key = ulltoa(c->recno, num + sizeof(num));
-		r.keylen = (size_t)(num + sizeof(num) - r.key);
+		r.key = c->recdec + c->recdec_at;
+		r.keylen = sizeof(c->recdec) - c->recdec_at;
 		r.spread = 1;
 	}
 	rc = kds_producer_add(c->p, &r, &e);
@@ -210,9 +219,11 @@ monotonic_ms(void)
 }
 
 /*
- * Read stdin in large blocks and hand out whole records.  A record waits
- * in a batch at most FLUSH_AFTER_MS, whether input goes quiet or keeps
- * trickling, so that a line from tail -F reaches readers at once.
+ * Read stdin in large blocks and hand out whole records.  A batch is
+ * written once input has had nothing more for FLUSH_IDLE_MS, so that a
+ * line from tail -F reaches readers at once (and -p answers it at once),
+ * and a record waits at most FLUSH_AFTER_MS while input keeps trickling.
+ * A pipe that a fast writer keeps full still gives batches of megabytes.
  */
 static void
 read_input(struct put *c, char delim)
@@ -240,7 +251,7 @@ read_input(struct put *c, char delim)
 
 			snprintf(why, sizeof(why), "record larger than %d bytes "
 			    "(partition key and data)", KDS_MAX_RECORD);
-			c->recno++;
+			next_recno(c);
 			bad_record(c, why);
 			discarding = 1;
 		}
@@ -257,8 +268,8 @@ read_input(struct put *c, char delim)
 			if (pending_since < 0)
 				pending_since = monotonic_ms();
 			waited = monotonic_ms() - pending_since;
-			if (waited >= FLUSH_AFTER_MS || poll(&pfd, 1,
-			    (int)(FLUSH_AFTER_MS - waited)) == 0) {
+			if (waited >= FLUSH_AFTER_MS ||
+			    poll(&pfd, 1, FLUSH_IDLE_MS) == 0) {
 				if (kds_producer_flush(c->p, &e) == -1)
 					fail(c, e.msg);
 				flush_stdout(c);
@@ -297,7 +308,7 @@ main(int argc, char *argv[])
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct put c = { .delim = '\t' };
+	struct put c = { .delim = '\t', .recdec_at = sizeof(c.recdec) };
 	enum kds_sync sync = KDS_SYNC_EXIT;
 	struct kds_stream *st;
 	struct kds_err e;

@@ -178,9 +178,16 @@ kds_producer_add(struct kds_producer *p, const struct kds_put_record *r,
 {
 	unsigned __int128 h;
 	struct slot *s;
-	size_t si, flen;
+	size_t si, flen, ri;
 	long chars = 0;
 
+	/* The key of the record before, checked then: a -k key's case. */
+	if (r->keylen == p->lastkeylen && r->keylen > 0 && !r->spread &&
+	    r->explicit_hash_key == NULL && r->keylen + r->datalen <=
+	    KDS_MAX_RECORD && memcmp(r->key, p->lastkey, r->keylen) == 0) {
+		h = p->lasthash;
+		goto routed;
+	}
 	if (r->keylen == 0)
 		return kds_fail(e, EINVAL, "empty partition key"), KDS_BAD_RECORD;
 	if (r->keylen > KEY_MAX_BYTES ||
@@ -195,23 +202,25 @@ kds_producer_add(struct kds_producer *p, const struct kds_put_record *r,
 		    "(partition key and data)", KDS_MAX_RECORD), KDS_BAD_RECORD;
 	if (r->spread && r->explicit_hash_key == NULL) {
 		/* Round-robin: exactly even, and no MD5 to compute. */
-		h = p->routes[p->spread_next++ % p->nroutes].start;
+		ri = p->spread_next++ % p->nroutes;
+		h = p->routes[ri].start;
+		si = p->routes[ri].slot;
+		goto slotted;
 	} else if (r->explicit_hash_key != NULL) {
 		if (kds_hashkey_parse(r->explicit_hash_key, &h) == -1)
 			return kds_fail(e, EINVAL, "explicit hash key '%.64s' is "
 			    "not a decimal in [0, 2^128-1]",
 			    r->explicit_hash_key), KDS_BAD_RECORD;
-	} else if (r->keylen == p->lastkeylen &&
-	    memcmp(r->key, p->lastkey, r->keylen) == 0) {
-		h = p->lasthash;
 	} else {
 		h = kds_hashkey_of(r->key, r->keylen);
 		memcpy(p->lastkey, r->key, r->keylen);
 		p->lastkeylen = r->keylen;
 		p->lasthash = h;
 	}
+routed:
 	if (route(p, h, &si) == -1)
 		return kds_fail(e, 0, "no open shard for the hash key");
+slotted:
 	s = &p->slots[si];
 	flen = FRAME_HEADER_LEN + r->keylen + r->datalen;
 	if (slot_reserve(s, flen, e) == -1)

@@ -511,3 +511,28 @@ for i in range(10000):
 	run -0 --separate-stderr bash -c 'ulimit -Sn 256 && kds-get s | wc -l'
 	[ "$output" -eq 4010 ]
 }
+
+# A record that trickles in (as from tail -F) is written, and -p answers
+# it, as soon as input pauses: not after a batching delay.
+@test "a trickled record is acknowledged at once: median under 50 ms of 10" {
+	mkstream s
+	run -0 python3 - <<'PY'
+import subprocess, time, statistics
+p = subprocess.Popen(["kds-put", "-p", "--sync=never", "s"], stdin=subprocess.PIPE,
+                     stdout=subprocess.PIPE)
+lat = []
+for i in range(10):
+    t0 = time.monotonic()
+    p.stdin.write(b"r%d\n" % i)
+    p.stdin.flush()
+    line = p.stdout.readline()
+    lat.append((time.monotonic() - t0) * 1000)
+    assert line.startswith(b"shardId-000000000000 "), line
+    time.sleep(0.1)
+p.stdin.close()
+assert p.wait() == 0
+print("%.1f" % statistics.median(lat))
+PY
+	echo "# median ack latency $output ms" >&3
+	awk -v m="$output" 'BEGIN { exit !(m < 50) }'
+}
