@@ -2,15 +2,18 @@
  * fuzz_segment.c: arbitrary bytes as the files of shard 0 of a one-shard
  * stream, read back through the library's own paths: a reader
  * (kds_reader_open/next, records written out by kds_format_write), and
- * as the mode asks, kds_stream_verify and the writer's crash recovery
- * (kds_shard_recover), which truncates and re-indexes.
+ * as the mode asks, kds_stream_verify, the writer's crash recovery
+ * (kds_shard_recover), which truncates and re-indexes, and
+ * kds_stream_describe, which reads the tail and indexes for its numbers.
+ * The stream's consumers directory is there and empty, as deleting the
+ * last consumer leaves it.
  *
  * Input:
  *	byte 0		mode: bits 0-2 the iterator (0 TRIM_HORIZON,
  *			1 LATEST, 2 AT_SEQUENCE_NUMBER, 3 AFTER_, 4
  *			AT_TIMESTAMP, else TRIM_HORIZON); bit 3 keep the
  *			checksums as given; bit 4 verify; bit 5 recover;
- *			bit 6 verify with repair
+ *			bit 6 verify with repair; bit 7 describe
  *	bytes 1-8	a counter or a time in ms (little-endian) for the
  *			iterator
  *	the rest	files, separated by SEP below: one starting
@@ -60,7 +63,8 @@ init(void)
 		fprintf(stderr, "fuzz_segment: %s\n", e.msg);
 		abort();
 	}
-	if ((devnull = fopen("/dev/null", "w")) == NULL)
+	if ((devnull = fopen("/dev/null", "w")) == NULL ||
+	    mkdirat(st->dirfd, "consumers", 0777) == -1)
 		abort();
 	debug = getenv("KDS_FUZZ_DEBUG") != NULL;
 }
@@ -186,6 +190,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	};
 	struct kds_iter_opts o = { KDS_TRIM_HORIZON, NULL, 0, NULL, 0, 0 };
 	struct kds_verify_stats vs;
+	struct kds_description d;
 	char seq[KDS_SEQ_LEN];
 	unsigned char *buf;
 	struct kds_err e;
@@ -227,5 +232,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (mode & 0x40)
 		kds_stream_verify(st, 1, no_report, NULL, &vs, &e);
+	if ((mode & 0x80) && kds_stream_describe(st, &d, &e) == 0)
+		kds_description_free(&d);
 	return 0;
 }
