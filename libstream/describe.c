@@ -244,7 +244,9 @@ describe_consumers(struct kds_stream *st, struct kds_description *d,
 	}
 	closedir(dir);
 	close(top);
-	qsort(d->consumers, d->nconsumers, sizeof(*d->consumers), cmp_name);
+	if (d->nconsumers > 0)	/* none: NULL, which qsort must not get */
+		qsort(d->consumers, d->nconsumers, sizeof(*d->consumers),
+		    cmp_name);
 	return 0;
 fail:
 	closedir(dir);
