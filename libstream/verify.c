@@ -123,6 +123,192 @@ rebuild_index(int dirfd, const char *segname, const uint64_t *offs,
 	return rc;
 }
 
+/* A frame found in a compressed segment, for checking SEQ.zidx. */
+struct zframe {
+	uint64_t	counter, zoff, seg_off;
+	int64_t		arrival;
+	uint32_t	inner;
+};
+
+/* Check SEQ.zidx against the frames found; with repair, write it anew. */
+static int
+verify_zindex(struct verify *v, int dirfd, const char *zsegname,
+    const struct zframe *fr, size_t n, struct kds_err *e)
+{
+	struct kds_index_entry *ix;
+	uint32_t *inner;
+	unsigned char *buf;
+	char name[80];
+	size_t nix, j = 0, len = 0;
+	int rc;
+
+	kds_zidx_load(dirfd, zsegname, &ix, &inner, &nix);
+	for (size_t i = 0; i < nix; i++) {
+		while (j < n && (fr[j].zoff < ix[i].offset || (fr[j].zoff ==
+		    ix[i].offset && fr[j].inner < inner[i])))
+			j++;
+		if (j == n || fr[j].zoff != ix[i].offset ||
+		    fr[j].inner != inner[i] || fr[j].counter != ix[i].counter) {
+			v->stats->stale_index++;
+			break;
+		}
+	}
+	free(ix);
+	free(inner);
+	if (!v->repair)
+		return 0;
+	if ((buf = malloc(n * ZIDX_ENTRY_LEN + 1)) == NULL)
+		return kds_fail_errno(e, "index");
+	for (size_t i = 0; i < n; i++) {
+		unsigned char *p = buf + len;
+
+		if (fr[i].inner != 0 && fr[i].seg_off / INDEX_INTERVAL ==
+		    fr[i - 1].seg_off / INDEX_INTERVAL)
+			continue;
+		put_le64(p, fr[i].counter);
+		put_le64(p + 8, (uint64_t)fr[i].arrival);
+		put_le64(p + 16, fr[i].zoff);
+		put_le32(p + 24, fr[i].inner);
+		put_le32(p + 28, 0);
+		put_le64(p + 32, kds_checksum(p, 32, 0));
+		len += ZIDX_ENTRY_LEN;
+	}
+	snprintf(name, sizeof(name), "%.*s.zidx", (int)(strlen(zsegname) - 5),
+	    zsegname);
+	rc = kds_atomic_write(dirfd, name, buf, len, e);
+	free(buf);
+	return rc;
+}
+
+/*
+ * Walk one compressed segment (kds-stream(5), COMPRESSED SEGMENTS), as
+ * verify_segment walks a plain one: every block and every frame in it.
+ * A compressed segment is sealed: nothing in it is a torn tail.  A block
+ * that fails is reported and skipped when its header still gives its
+ * length; otherwise the rest of the segment is.
+ */
+static int
+verify_zsegment(struct verify *v, int dirfd, uint64_t shard, uint64_t first,
+    uint64_t *expect, int64_t *prev, struct kds_err *e)
+{
+	unsigned char h[ZSEG_HEADER_LEN], *buf = NULL;
+	struct kds_zseg_header zh;
+	struct kds_zbuf z = { 0 };
+	struct zframe *fr = NULL;
+	uint64_t at = ZSEG_HEADER_LEN, seg_off = SEG_HEADER_LEN, fsize;
+	size_t cap = 0, n = 0, frcap = 0;
+	char name[64], id[KDS_SHARD_ID_LEN + 1];
+	const char *why;
+	struct stat sb;
+	ssize_t got;
+	int fd, lr, rc = -1, resync = 0;
+
+	kds_shard_id(shard, id);
+	kds_seg_name(shard, first, ".zseg", name, sizeof(name));
+	snprintf(v->where, sizeof(v->where), "%s/%s", id, name);
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1)
+		return kds_fail_errno(e, "%s", v->where);
+	if (fstat(fd, &sb) == -1 || (got = pread(fd, h, sizeof(h), 0)) == -1) {
+		kds_fail_errno(e, "%s", v->where);
+		goto out;
+	}
+	fsize = (uint64_t)sb.st_size;
+	v->stats->segments++;
+	v->stats->bytes += fsize;
+	if ((why = kds_zseg_header_check(h, (size_t)got, shard, first,
+	    &zh)) != NULL) {
+		problem(v, 0, "%s", why);
+		rc = 0;
+		goto out;
+	}
+	if (*expect != 0 && first != *expect)
+		problem(v, 0, "first sequence number does not follow the "
+		    "previous segment");
+	*expect = first;
+	while (at < fsize) {
+		struct kds_zblock b;
+		size_t pos = 0;
+
+		lr = kds_zblock_load(fd, at, fsize, zh.seg.salt, &z, &b, &buf,
+		    &cap, &why, e);
+		if (lr == -1)
+			goto out;
+		if (lr == 1 && b.off == 0) {
+			problem(v, at, "%s; the rest of the segment skipped", why);
+			break;
+		}
+		if (b.seg_off != seg_off || (b.first_counter != *expect &&
+		    !resync))
+			problem(v, at, "block out of place");
+		seg_off = b.seg_off + b.raw_len;
+		if (resync || b.first_counter != *expect)
+			*expect = b.first_counter;
+		resync = 0;
+		if (lr == 1) {		/* its header holds: skip it */
+			problem(v, at, "%s", why);
+			resync = 1;
+			at += ZBLOCK_HEADER_LEN + b.comp_len;
+			continue;
+		}
+		while (pos < b.raw_len) {
+			const char *fwhy = "frame runs past its block";
+			struct kds_frame f;
+			enum frame_status fs;
+
+			fs = kds_frame_decode(buf + pos, b.raw_len - pos,
+			    zh.seg.salt, &f, &fwhy);
+			if (fs == FRAME_OK && f.counter != *expect) {
+				fs = FRAME_BAD;
+				fwhy = "sequence number out of order";
+			}
+			if (fs == FRAME_OK && f.arrival_ms < *prev) {
+				fs = FRAME_BAD;
+				fwhy = "arrival time goes back";
+			}
+			if (fs != FRAME_OK) {
+				problem(v, at, "segment offset %llu: %s",
+				    (unsigned long long)(b.seg_off + pos), fwhy);
+				resync = 1;
+				break;
+			}
+			if (n == frcap) {
+				size_t nc = frcap ? frcap * 2 : 1024;
+				struct zframe *nf = reallocarray(fr, nc,
+				    sizeof(*nf));
+
+				if (nf == NULL) {
+					kds_fail_errno(e, "verify");
+					goto out;
+				}
+				fr = nf;
+				frcap = nc;
+			}
+			fr[n++] = (struct zframe){ f.counter, at,
+			    b.seg_off + pos, f.arrival_ms, (uint32_t)pos };
+			v->stats->records++;
+			*expect = f.counter + 1;
+			*prev = f.arrival_ms;
+			pos += f.len;
+		}
+		at += ZBLOCK_HEADER_LEN + b.comp_len;
+	}
+	if (at == fsize && seg_off != zh.size)
+		problem(v, at, "blocks end at segment offset %llu, not %llu",
+		    (unsigned long long)seg_off, (unsigned long long)zh.size);
+	else if (at == fsize && !resync && zh.last_counter + 1 != *expect)
+		problem(v, 56, "last counter %llu, the last frame's is %llu",
+		    (unsigned long long)zh.last_counter,
+		    (unsigned long long)(*expect - 1));
+	rc = verify_zindex(v, dirfd, name, fr, n, e);
+out:
+	free(fr);
+	free(buf);
+	kds_zbuf_free(&z);
+	close(fd);
+	return rc;
+}
+
 /*
  * Walk one segment.  expect/prev carry the shard's continuity from the
  * segment before; last says whether this is the shard's last segment,
@@ -143,6 +329,8 @@ verify_segment(struct verify *v, int dirfd, uint64_t shard, uint64_t first,
 
 	kds_seg_name(shard, first, ".seg", name, sizeof(name));
 	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1 && errno == ENOENT)	/* compressed */
+		return verify_zsegment(v, dirfd, shard, first, expect, prev, e);
 	if (fd == -1)
 		return kds_fail_errno(e, "%s", v->where);
 	if (read_all(fd, &buf, &len, e) == -1)
