@@ -26,6 +26,10 @@ ZSTD_decompress from libzstd.so.1, also through ctypes.
     kds-decode.py --blocks ZSEG     "offset segment-offset R C first-counter"
       per block of a compressed segment, checked
     kds-decode.py --inflate ZSEG    the SEQ.seg that ZSEG holds, on stdout
+    kds-decode.py --damage ZSEG OFFSET
+      flip the last byte of the frame at segment offset OFFSET inside its
+      block, then compress and seal the block again: every checksum but
+      the frame's holds
     kds-decode.py --append SHARD KEY DATA STREAM
       append one valid frame (next counter, arrival = last arrival + 1) to
       the shard's last segment, as a writer would, without touching tail.
@@ -120,6 +124,44 @@ def zstd_decompress(data, size):
     if n != size:
         return None, "decompresses to %d bytes" % n
     return out.raw[:size], None
+
+
+def zstd_compress(data):
+    zstd_decompress(b"", 0)         # loads the library
+    lib = _zstd
+    lib.ZSTD_compressBound.restype = ctypes.c_size_t
+    lib.ZSTD_compressBound.argtypes = [ctypes.c_size_t]
+    lib.ZSTD_compress.restype = ctypes.c_size_t
+    lib.ZSTD_compress.argtypes = [ctypes.c_char_p, ctypes.c_size_t,
+                                  ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int]
+    cap = lib.ZSTD_compressBound(len(data))
+    out = ctypes.create_string_buffer(cap)
+    n = lib.ZSTD_compress(out, cap, bytes(data), len(data), 3)
+    assert not lib.ZSTD_isError(n)
+    return out.raw[:n]
+
+
+def damage(path, seg_off):
+    with open(path, "rb") as f:
+        data = f.read()
+    salt = SEG_HEADER.unpack_from(data, 8)[5]
+    for off, boff, R, C, first in inflate(path)[1]:
+        if boff <= seg_off < boff + R:
+            break
+    else:
+        bad(path, None, "no block holds segment offset %d" % seg_off)
+    content, _ = zstd_decompress(data[off + 48: off + 48 + C], R)
+    content = bytearray(content)
+    pos = seg_off - boff
+    L = struct.unpack_from("<I", content, pos + 8)[0]
+    content[pos + L - 1] ^= 0xff
+    payload = zstd_compress(content)
+    head = struct.pack("<QQqII", boff, first, ZBLOCK.unpack_from(data, off)[2], R,
+                       len(payload))
+    head += struct.pack("<Q", xxh3(payload, salt))
+    head += struct.pack("<Q", xxh3(head, salt))
+    with open(path, "wb") as f:
+        f.write(data[:off] + head + payload + data[off + 48 + C:])
 
 
 def bad(path, off, what):
@@ -610,6 +652,8 @@ def main(argv):
         elif len(argv) == 2 and argv[0] == "--blocks":
             for b in inflate(argv[1])[1]:
                 print(*b)
+        elif len(argv) == 3 and argv[0] == "--damage":
+            damage(argv[1], int(argv[2]))
         elif len(argv) == 2 and argv[0] == "--inflate":
             sys.stdout.buffer.write(inflate(argv[1])[0])
         elif len(argv) == 2 and argv[0] == "--meta":
