@@ -300,6 +300,10 @@ verify_zsegment(struct verify *v, int dirfd, uint64_t shard, uint64_t first,
 		problem(v, 56, "last counter %llu, the last frame's is %llu",
 		    (unsigned long long)zh.last_counter,
 		    (unsigned long long)(*expect - 1));
+	if (resync) {		/* the header says where the next one starts */
+		*expect = zh.last_counter + 1;
+		*prev = zh.last_arrival;
+	}
 	rc = verify_zindex(v, dirfd, name, fr, n, e);
 out:
 	free(fr);
