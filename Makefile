@@ -9,7 +9,10 @@ DESTDIR	?=
 BINDIR	?= $(PREFIX)/bin
 MANDIR	?= $(PREFIX)/share/man
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
-ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/vendor-completions
+# zsh looks in site-functions under /usr/local, and Debian's zsh in
+# vendor-completions under /usr; fish in $XDG_DATA_DIRS/fish (only
+# /usr/share/fish when that is unset).
+ZSHCOMPDIR  ?= $(if $(filter /usr,$(PREFIX)),$(PREFIX)/share/zsh/vendor-completions,$(PREFIX)/share/zsh/site-functions)
 FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 
 CC	?= cc
@@ -93,12 +96,16 @@ uninstall:
 # Every Debian package needed to build, test and benchmark.
 DEPS = build-essential pkg-config libxxhash-dev nettle-dev libjansson-dev \
 	libarchive-dev libzstd-dev libarchive-tools zstd bats mandoc perl python3 \
-	strace
+	strace clang libclang-rt-14-dev
+# The shells whose completions tests/92-completion and 90-install try.
+DEPS += bash-completion zsh fish
 deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEPS)
 
 clean:
 	rm -rf $(BUILD) build-asan demo
+
+include tests/fuzz/fuzz.mk
 
 .PHONY: all check check-asan demo bench install uninstall deps clean

@@ -3,6 +3,8 @@
  * tell of a stream: its settings and totals, a table of shards and one of
  * named consumers with their lag, or all of it as one JSON document (-j)
  * with the AWS responses' key names.  It reads metadata and indexes only.
+ * --verify checks every checksum of the stream instead, as fsck does, and
+ * --repair fixes what is safe to fix: torn tails, indexes, tails.
  */
 #define _GNU_SOURCE
 #include <err.h>
@@ -17,7 +19,8 @@
 
 #include "kds.h"
 
-#define SYNOPSIS	"usage: kds-describe [-j] stream\n"
+#define SYNOPSIS	"usage: kds-describe [-j] stream\n" \
+			"       kds-describe --verify [--repair] stream\n"
 #define MAXCOLS		11
 
 struct table {
@@ -38,6 +41,10 @@ help(void)
 	printf(SYNOPSIS
 	    "  -j, --json     one JSON document, with the key names of AWS\n"
 	    "                 DescribeStream and ListShards\n"
+	    "      --verify   check every checksum: one line per problem on\n"
+	    "                 stderr, a summary on stdout; exit 1 on damage\n"
+	    "      --repair   with --verify: cut torn tails, rewrite indexes\n"
+	    "                 and tails; damaged records are only reported\n"
 	    "  -h, --help     show this help\n"
 	    "  -V, --version  show the version\n");
 	if (fflush(stdout) == EOF)
@@ -349,11 +356,53 @@ json(const char *name, const struct kds_description *d)
 	printf("]}}\n");
 }
 
+static void
+problem(void *arg, const char *line)
+{
+	warnx("%s: %s", (const char *)arg, line);
+}
+
+static const char *
+count(uint64_t n, const char *what)
+{
+	static char buf[4][64];
+	static int k;
+	char *b = buf[k++ % 4];
+
+	snprintf(b, sizeof(buf[0]), "%" PRIu64 " %s%s", n, what,
+	    n == 1 ? "" : "s");
+	return b;
+}
+
+/* Exit status: 0 when nothing is left damaged, else 1. */
+static int
+verify(const char *name, struct kds_stream *st, int repair)
+{
+	struct kds_verify_stats vs;
+	struct kds_err e;
+
+	if (kds_stream_verify(st, repair, problem, (void *)name, &vs, &e) == -1)
+		errx(1, "%s: %s", name, e.msg);
+	printf("%s: %s, %s, %s, %" PRIu64 " bytes checked: ", name,
+	    count(vs.shards, "shard"), count(vs.segments, "segment"),
+	    count(vs.records, "record"), vs.bytes);
+	if (vs.problems == 0)
+		printf("no damage\n");
+	else if (repair)
+		printf("%s, %" PRIu64 " repaired\n", count(vs.problems,
+		    "problem"), vs.repaired);
+	else
+		printf("%s\n", count(vs.problems, "problem"));
+	return vs.problems > vs.repaired;
+}
+
 int
 main(int argc, char *argv[])
 {
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "verify", no_argument, NULL, 'Y' },
+		{ "repair", no_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -361,12 +410,18 @@ main(int argc, char *argv[])
 	struct kds_description d;
 	struct kds_stream *st;
 	struct kds_err e;
-	int ch, as_json = 0;
+	int ch, as_json = 0, check = 0, repair = 0, rc = 0;
 
 	while ((ch = getopt_long(argc, argv, "jhV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'j':
 			as_json = 1;
+			break;
+		case 'Y':
+			check = 1;
+			break;
+		case 'R':
+			repair = 1;
 			break;
 		case 'h':
 			help();
@@ -384,17 +439,29 @@ main(int argc, char *argv[])
 	argv += optind;
 	if (argc != 1 || argv[0][0] == '\0')
 		usage();
+	if (repair && !check) {
+		warnx("--repair goes with --verify");
+		usage();
+	}
+	if (as_json && check) {
+		warnx("--json and --verify do not go together");
+		usage();
+	}
 	if ((st = kds_stream_open(argv[0], &e)) == NULL)
 		errx(1, "%s: %s", argv[0], e.msg);
-	if (kds_stream_describe(st, &d, &e) == -1)
-		errx(1, "%s: %s", argv[0], e.msg);
-	if (as_json)
-		json(argv[0], &d);
-	else
-		text(argv[0], &d);
+	if (check) {
+		rc = verify(argv[0], st, repair);
+	} else {
+		if (kds_stream_describe(st, &d, &e) == -1)
+			errx(1, "%s: %s", argv[0], e.msg);
+		if (as_json)
+			json(argv[0], &d);
+		else
+			text(argv[0], &d);
+		kds_description_free(&d);
+	}
 	if (fclose(stdout) == EOF)
 		err(1, "%s: stdout", argv[0]);
-	kds_description_free(&d);
 	kds_stream_close(st);
-	return 0;
+	return rc;
 }

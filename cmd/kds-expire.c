@@ -23,6 +23,7 @@
 
 struct run {
 	const char	*stream;
+	char		 name[1024];	/* stream, as messages show it */
 	int		 verbose;
 	int		 said;		/* lines reported for this stream */
 	int		 shown;		/* a progress line is on the terminal */
@@ -75,7 +76,7 @@ report(void *arg, const char *line)
 		fputs("\r\033[K", stderr);
 		r->shown = 0;
 	}
-	printf("%s: %s\n", r->stream, line);
+	printf("%s: %s\n", r->name, line);
 	fflush(stdout);
 }
 
@@ -100,7 +101,7 @@ progress(void *arg, uint64_t done, uint64_t total)
 	r->last = now;
 	r->shown = 1;
 	fprintf(stderr, "\rkds-expire: %s: archived %.1f of %.1f MiB (%d%%)"
-	    "\033[K", r->stream, (double)done / 1048576,
+	    "\033[K", r->name, (double)done / 1048576,
 	    (double)total / 1048576, total ? (int)(done * 100 / total) : 100);
 }
 
@@ -116,7 +117,7 @@ expire(struct run *r, struct kds_expire_opts *o)
 	clock_gettime(CLOCK_MONOTONIC, &r->start);
 	o->arg = r;
 	if ((st = kds_stream_open(r->stream, &e)) == NULL) {
-		warnx("%s: %s", r->stream, e.msg);
+		warnx("%s: %s", r->name, e.msg);
 		return 1;
 	}
 	rc = kds_expire(st, o, &e);
@@ -125,13 +126,13 @@ expire(struct run *r, struct kds_expire_opts *o)
 		fputs("\r\033[K", stderr);
 	if (rc == -1) {
 		fflush(stdout);
-		warnx("%s: %s", r->stream, e.msg);
+		warnx("%s: %s", r->name, e.msg);
 		return 1;
 	}
 	if (rc == 1 && r->verbose)
-		printf("%s: skipped: locked by another process\n", r->stream);
+		printf("%s: skipped: locked by another process\n", r->name);
 	else if (r->said == 0 && r->verbose)
-		printf("%s: nothing has expired\n", r->stream);
+		printf("%s: nothing has expired\n", r->name);
 	return 0;
 }
 
@@ -152,6 +153,7 @@ main(int argc, char *argv[])
 	struct kds_expire_opts o = { .report = report, .compress_after_s = -1 };
 	struct run r = { 0 };
 	struct stat sb;
+	char val[1024];
 	int ch, status = 0;
 
 	while ((ch = getopt_long(argc, argv, "a:r:nvhV", longopts,
@@ -164,13 +166,15 @@ main(int argc, char *argv[])
 			if (kds_parse_duration(optarg, &o.retention_s) == -1 ||
 			    o.retention_s < 1 || o.retention_s > 8760 * 3600)
 				errx(2, "bad retention '%s': a number and s, m, "
-				    "h or d, from 1s to 8760h", optarg);
+				    "h or d, from 1s to 8760h",
+				    kds_printable(optarg, val, sizeof(val)));
 			break;
 		case 'C':
 			if (kds_parse_duration(optarg, &o.compress_after_s) == -1 ||
 			    o.compress_after_s > 8760 * 3600)
 				errx(2, "bad compress-after '%s': a number and s, "
-				    "m, h or d, from 0s to 8760h", optarg);
+				    "m, h or d, from 0s to 8760h",
+				    kds_printable(optarg, val, sizeof(val)));
 			break;
 		case 'n':
 			o.dry_run = 1;
@@ -200,15 +204,18 @@ main(int argc, char *argv[])
 			usage();
 	if (o.dry_run)
 		r.verbose = 1;
+	if (o.archive_dir != NULL)
+		kds_printable(o.archive_dir, val, sizeof(val));
 	if (o.archive_dir != NULL && stat(o.archive_dir, &sb) == -1)
-		err(1, "%s", o.archive_dir);
+		err(1, "%s", val);
 	if (o.archive_dir != NULL && !S_ISDIR(sb.st_mode))
-		errx(1, "%s: %s", o.archive_dir, strerror(ENOTDIR));
+		errx(1, "%s: %s", val, strerror(ENOTDIR));
 	if (isatty(STDERR_FILENO))
 		o.progress = progress;
 
 	for (int i = 0; i < argc; i++) {
 		r.stream = argv[i];
+		kds_printable(r.stream, r.name, sizeof(r.name));
 		status |= expire(&r, &o);
 	}
 	if (fclose(stdout) == EOF)

@@ -13,9 +13,12 @@
 
 struct out {
 	struct kds_stream	*st;
-	const char		*name;
+	const char		*name;		/* as messages show it */
 	int			 json;
 };
+
+static char val[1024];		/* an argument, as a message shows it */
+#define V(s)	kds_printable((s), val, sizeof(val))
 
 static void
 usage(void)
@@ -50,7 +53,7 @@ shard_arg(const char *s)
 	uint64_t n;
 
 	if (kds_shard_id_parse(s, &n) == -1)
-		errx(2, "bad shard id '%s'", s);
+		errx(2, "bad shard id '%s'", V(s));
 	return n;
 }
 
@@ -97,6 +100,7 @@ main(int argc, char *argv[])
 	struct kds_err e;
 	uint64_t a = 0, b = 0, count = 0;
 	const char *cmd;
+	char name[1024];
 	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "jhV", longopts, NULL)) != -1) {
@@ -120,7 +124,7 @@ main(int argc, char *argv[])
 	argv += optind;
 	if (argc < 2 || argv[0][0] == '\0')
 		usage();
-	o.name = argv[0];
+	o.name = kds_printable(argv[0], name, sizeof(name));
 	cmd = argv[1];
 	if (strcmp(cmd, "split") == 0) {
 		what = SPLIT;
@@ -129,7 +133,7 @@ main(int argc, char *argv[])
 		a = shard_arg(argv[2]);
 		if (argc == 4 && kds_hashkey_parse(argv[3], keyp = &key) == -1)
 			errx(2, "bad hash key '%s': a decimal from 0 to 2^128-1",
-			    argv[3]);
+			    V(argv[3]));
 	} else if (strcmp(cmd, "merge") == 0) {
 		what = MERGE;
 		if (argc != 4)
@@ -142,13 +146,13 @@ main(int argc, char *argv[])
 			usage();
 		if (kds_parse_uint(argv[2], KDS_MAX_SHARDS, &count) == -1 ||
 		    count < 1)
-			errx(2, "bad shard count '%s': 1 to %d", argv[2],
+			errx(2, "bad shard count '%s': 1 to %d", V(argv[2]),
 			    KDS_MAX_SHARDS);
 	} else {
-		errx(2, "unknown command '%s': split, merge or scale", cmd);
+		errx(2, "unknown command '%s': split, merge or scale", V(cmd));
 	}
 
-	if ((o.st = kds_stream_open(o.name, &e)) == NULL)
+	if ((o.st = kds_stream_open(argv[0], &e)) == NULL)
 		errx(1, "%s: %s", o.name, e.msg);
 	if (what == SPLIT)
 		rc = kds_reshard_split(o.st, a, keyp, made, &o, &e);

@@ -1,19 +1,40 @@
 # bash completion for the kds tools: kds-create, kds-put, kds-get,
 # kds-describe, kds-expire, kds-reshard.
 # A stream is a directory holding a file named meta; see kds-stream(5).
+# A bare stream name (no slash) means $KDS_ROOT/name when KDS_ROOT is set.
 # Install as kds-create, kds-put, kds-get, kds-describe, kds-expire and
 # kds-reshard in bash-completion's completions directory (links to this
-# file), or source it.
+# file), or source it: it needs none of bash-completion's helpers.
+
+# _kds_path name: the path of a stream named on the command line, as the
+# tools find it (libstream/stream.c, resolve()).
+_kds_path()
+{
+	if [[ -n ${KDS_ROOT-} && $1 != */* && $1 != . && $1 != .. ]]; then
+		printf '%s\n' "$KDS_ROOT/$1"
+	else
+		printf '%s\n' "$1"
+	fi
+}
 
 # _kds_dirs cur streams: reply with the directories matching cur;
 # stream directories without a trailing slash when streams is 1, the others
-# with one so that completion goes on inside them.
+# with one so that completion goes on inside them.  With KDS_ROOT set, a
+# bare name is a stream of $KDS_ROOT, and a local directory needs a slash.
 _kds_dirs()
 {
-	local d nospace=0 IFS=$'\n'
+	local d nospace=0 root=0 IFS=$'\n'
 
+	if [[ $2 == 1 && -n ${KDS_ROOT-} && $1 != */* ]]; then
+		root=1
+		for d in "$KDS_ROOT"/"$1"*/; do
+			[[ -f ${d}meta ]] || continue
+			d=${d%/}
+			COMPREPLY+=("${d##*/}")
+		done
+	fi
 	for d in $(compgen -d -- "$1"); do
-		if [[ $2 == 1 && -f $d/meta ]]; then
+		if [[ $2 == 1 && $root == 0 && -f $d/meta ]]; then
 			COMPREPLY+=("$d")
 		else
 			COMPREPLY+=("$d/")
@@ -56,6 +77,7 @@ _kds_shards()
 {
 	local key id state rest
 
+	set -- "$(_kds_path "$1")" "${@:2}"
 	[[ -r $1/meta ]] || return 0
 	while read -r key id state rest; do
 		[[ $key == shard && $id == "$2"* ]] || continue
@@ -88,6 +110,7 @@ _kds_consumers()
 {
 	local d
 
+	set -- "$(_kds_path "$1")" "$2"
 	[[ -d $1/consumers ]] || return 0
 	for d in "$1"/consumers/"$2"*/; do
 		[[ -d $d ]] || continue
@@ -107,8 +130,8 @@ _kds()
 	case $1 in
 	kds-create)
 		opts='-n --shards -r --retention --segment-bytes --segment-age
-		    --compress-after -h --help -V --version'
-		_kds_argopts='-n --shards -r --retention --segment-bytes --segment-age --compress-after'
+		    --group --compress-after -h --help -V --version'
+		_kds_argopts='-n --shards -r --retention --segment-bytes --segment-age --group --compress-after'
 		;;
 	kds-put)
 		opts='-0 --null -p --print-sequence -i --input -o --output
@@ -125,7 +148,7 @@ _kds()
 		_kds_argopts='-n --limit -s --shard -i --iterator --sequence --timestamp -o --output --format --idle-timeout -c --consumer -b --batch --exec'
 		;;
 	kds-describe)
-		opts='-j --json -h --help -V --version'
+		opts='-j --json --verify --repair -h --help -V --version'
 		_kds_argopts=''
 		;;
 	kds-expire)
@@ -168,6 +191,11 @@ _kds()
 		    AFTER_SEQUENCE_NUMBER AT_TIMESTAMP'
 		;;
 	kds-get:-o | kds-get:--output) values='lines raw jsonl' ;;
+	kds-create:--group)
+		COMPREPLY=($(compgen -g -- "$cur"))
+		COMPREPLY=("${COMPREPLY[@]/#/$pre}")
+		return 0
+		;;
 	kds-expire:-a | kds-expire:--archive)
 		_kds_dirs "$cur" 0
 		COMPREPLY=("${COMPREPLY[@]/#/$pre}")

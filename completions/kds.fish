@@ -1,13 +1,36 @@
 # fish completion for the kds tools: kds-create, kds-put, kds-get,
 # kds-describe, kds-expire, kds-reshard.
 # A stream is a directory holding a file named meta; see kds-stream(5).
+# A bare stream name (no slash) means $KDS_ROOT/name when KDS_ROOT is set.
 # Install as kds-create.fish, kds-put.fish, kds-get.fish, kds-describe.fish,
 # kds-expire.fish and kds-reshard.fish (links to this file) in a directory
 # of $fish_complete_path, or source it.
 
-# Stream directories, and other directories to go on into.
+# The path of a stream named on the command line, as the tools find it.
+function __kds_path
+    if set -q KDS_ROOT; and test -n "$KDS_ROOT"
+        and not string match -q -- '*/*' $argv[1]
+        and not contains -- $argv[1] . ..
+        printf '%s\n' $KDS_ROOT/$argv[1]
+    else
+        printf '%s\n' $argv[1]
+    end
+end
+
+# Stream directories, and other directories to go on into; with KDS_ROOT
+# set, a bare name is a stream there, and a local directory needs a slash.
 function __kds_streams
     set -l tok (commandline -ct)
+    if set -q KDS_ROOT; and test -n "$KDS_ROOT"
+        and not string match -q -- '*/*' $tok
+        for d in $KDS_ROOT/$tok*/
+            test -f $d/meta; and printf '%s\tstream in %s\n' (basename $d) $KDS_ROOT
+        end
+        for d in $tok*/
+            printf '%s\n' $d
+        end
+        return
+    end
     for d in $tok*/
         if test -f $d/meta
             printf '%s\tstream\n' (string replace -r '/$' '' -- $d)
@@ -54,6 +77,7 @@ end
 # Shard ids from STREAM/meta: field 2 of the lines that start with "shard ".
 function __kds_shards
     set -l stream (__kds_get_stream); or return
+    set stream (__kds_path $stream)
     test -r $stream/meta; or return
     while read -l key id rest
         test "$key" = shard; and printf '%s\n' $id
@@ -79,6 +103,8 @@ end
 # Open shard ids of kds-reshard's stream.
 function __kds_open_shards
     set -l stream (__kds_reshard_operands)[1]
+    test -n "$stream"; or return
+    set stream (__kds_path $stream)
     test -r "$stream/meta"; or return
     while read -l key id state rest
         test "$key" = shard; and test "$state" = open; and printf '%s\n' $id
@@ -88,6 +114,7 @@ end
 # Named consumers of the stream: the directories under STREAM/consumers.
 function __kds_consumers
     set -l stream (__kds_get_stream); or return
+    set stream (__kds_path $stream)
     test -d $stream/consumers; or return
     for d in $stream/consumers/*/
         basename $d
@@ -104,6 +131,7 @@ complete -c kds-create -s n -l shards -x -d 'Number of shards (1-10000)'
 complete -c kds-create -s r -l retention -x -d 'How long records stay readable (1s-8760h)'
 complete -c kds-create -l segment-bytes -x -d 'Size past which a new segment starts (4096-1G)'
 complete -c kds-create -l segment-age -x -d 'Age past which a new segment starts'
+complete -c kds-create -l group -x -a '(__fish_complete_groups)' -d 'Share the stream with the members of this group'
 complete -c kds-create -l compress-after -x -d 'kds-expire compresses sealed segments this old (0s-8760h)'
 complete -c kds-create -x -a '(__fish_complete_directories (commandline -ct) Directory)'
 
@@ -139,6 +167,8 @@ complete -c kds-get -l delete -d 'Drop the consumer'
 complete -c kds-get -x -a '(__kds_streams)'
 
 complete -c kds-describe -s j -l json -d 'One JSON document with AWS key names'
+complete -c kds-describe -l verify -d 'Check every checksum, as fsck does'
+complete -c kds-describe -l repair -d 'With --verify, fix what is safe to fix'
 complete -c kds-describe -x -a '(__kds_streams)'
 
 complete -c kds-expire -s a -l archive -x -a '(__fish_complete_directories (commandline -ct) Directory)' -d 'Archive expired segments under this directory'

@@ -70,7 +70,9 @@ kds_archive_dir_open(const char *dir, const char *stream, int64_t hour_ms,
 		next = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 		    O_CLOEXEC);
 		if (next == -1 && errno == ENOENT && create) {
-			if (mkdirat(fd, name, 0777) == -1 && errno != EEXIST) {
+			int made = mkdirat(fd, name, KDS_DIR_MODE) == 0;
+
+			if (!made && errno != EEXIST) {
 				kds_fail_errno(e, "%s: mkdir", path);
 				close(fd);
 				return -1;
@@ -83,6 +85,12 @@ kds_archive_dir_open(const char *dir, const char *stream, int64_t hour_ms,
 			}
 			next = openat(fd, name, O_RDONLY | O_DIRECTORY |
 			    O_NOFOLLOW | O_CLOEXEC);
+			if (next != -1 && made &&
+			    kds_perm_fix(fd, next, path, e) == -1) {
+				close(next);
+				close(fd);
+				return -1;
+			}
 		}
 		if (next == -1) {
 			kds_fail_errno(e, "%s", path);
@@ -310,9 +318,11 @@ kds_archive_write(int dirfd, const char *name, const char *what,
 	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
 	snprintf(tmpwhat, sizeof(tmpwhat), "%s.tmp", what);
 	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
-	    O_CLOEXEC, 0666);
+	    O_CLOEXEC, KDS_FILE_MODE);
 	if (fd == -1)
 		return kds_fail_errno(e, "%s", tmpwhat);
+	if (kds_perm_fix(dirfd, fd, tmpwhat, e) == -1)
+		goto fail;
 	if ((buf = malloc(COPY_CHUNK)) == NULL ||
 	    (a = archive_write_new()) == NULL) {
 		kds_fail_errno(e, "%s", tmpwhat);

@@ -28,9 +28,11 @@ kds_atomic_write(int dirfd, const char *name, const void *buf, size_t len,
 
 	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
 	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
-	    O_CLOEXEC, 0666);
+	    O_CLOEXEC, KDS_FILE_MODE);
 	if (fd == -1)
 		return kds_fail_errno(e, "%s", tmp);
+	if (kds_perm_fix(dirfd, fd, tmp, e) == -1)
+		goto fail;
 	while (len > 0) {
 		ssize_t n = write(fd, p, len);
 

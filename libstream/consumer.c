@@ -208,26 +208,47 @@ static int
 cdir_open(struct kds_stream *st, const char *name, int create,
     struct kds_err *e)
 {
-	int top, fd;
+	int top, fd, made;
 
 	if (!kds_consumer_name_ok(name))
 		return kds_fail(e, EINVAL, "bad consumer name '%.128s'", name);
-	if (create && mkdirat(st->dirfd, "consumers", 0777) == 0 &&
-	    kds_fsync_dir(st->dirfd, "consumers", e) == -1)
+	/* EEXIST is the usual case; any other failure is the one to name. */
+	if (create) {
+		made = mkdirat(st->dirfd, "consumers", KDS_DIR_MODE) == 0;
+		if (!made && errno != EEXIST)
+			return kds_fail_errno(e, "consumers: mkdir");
+		if (made && kds_fsync_dir(st->dirfd, "consumers", e) == -1)
+			return -1;
+	}
+	top = kds_opendirat(st->dirfd, "consumers");
+	if (top != -1 && create && made &&
+	    kds_perm_fix(st->dirfd, top, "consumers", e) == -1) {
+		close(top);
 		return -1;
-	top = openat(st->dirfd, "consumers", O_RDONLY | O_DIRECTORY |
-	    O_NOFOLLOW | O_CLOEXEC);
+	}
 	if (top == -1 && errno == ENOENT && !create)
 		return kds_fail(e, ENOENT, "consumer %s: no such consumer", name);
 	if (top == -1)
 		return kds_fail_errno(e, "consumers");
-	if (create && mkdirat(top, name, 0777) == 0 &&
-	    kds_fsync_dir(top, "consumers", e) == -1) {
+	if (create) {
+		made = mkdirat(top, name, KDS_DIR_MODE) == 0;
+		if (!made && errno != EEXIST) {
+			kds_fail_errno(e, "consumers/%s: mkdir", name);
+			close(top);
+			return -1;
+		}
+		if (made && kds_fsync_dir(top, "consumers", e) == -1) {
+			close(top);
+			return -1;
+		}
+	}
+	fd = kds_opendirat(top, name);
+	if (fd != -1 && create && made &&
+	    kds_perm_fix(top, fd, "consumers", e) == -1) {
+		close(fd);
 		close(top);
 		return -1;
 	}
-	fd = openat(top, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-	    O_CLOEXEC);
 	close(top);
 	if (fd == -1 && errno == ENOENT)
 		return kds_fail(e, ENOENT, "consumer %s: no such consumer", name);

@@ -122,6 +122,16 @@ int	kds_atomic_write(int dirfd, const char *name, const void *, size_t,
 	    struct kds_err *);
 int	kds_fsync_dir(int dirfd, const char *what, struct kds_err *);
 
+/* perm.c: modes of what tools create (kds-stream(5), PERMISSIONS).  Files
+ * are created 0664 and directories 0775, less the umask; under a
+ * set-group-ID directory, kds_perm_fix adds these whatever the umask. */
+#define KDS_FILE_MODE		0664
+#define KDS_DIR_MODE		0775
+#define KDS_GROUP_FILE		0660
+#define KDS_GROUP_DIR		02770
+int	kds_perm_fix(int parentfd, int fd, const char *what, struct kds_err *);
+int	kds_perm_stream(int fd, int shared, uint32_t gid, struct kds_err *);
+
 /* lock.c */
 int	kds_lock(int fd, const char *what, struct kds_err *);
 void	kds_unlock(int fd);
@@ -141,6 +151,7 @@ int	kds_stream_reload(struct kds_stream *, int *changed, struct kds_err *);
 int	kds_stream_reread(struct kds_stream *, struct kds_err *);
 int	kds_shard_dir_open(struct kds_stream *, uint64_t shard,
 	    struct kds_err *);
+int	kds_opendirat(int dirfd, const char *name);	/* no symlinks */
 const struct kds_shard *kds_stream_shard(const struct kds_stream *, uint64_t);
 
 /* segment.c: segment files and their headers. */

@@ -133,6 +133,10 @@ struct kds_format;
 /* stream.c */
 int	kds_stream_create(const char *path, const struct kds_create_opts *,
 	    struct kds_err *);
+/* The same, shared by the members of group gid (kds-stream(5),
+ * PERMISSIONS): the caller must be one of them. */
+int	kds_stream_create_shared(const char *path,
+	    const struct kds_create_opts *, uint32_t gid, struct kds_err *);
 struct kds_stream *kds_stream_open(const char *path, struct kds_err *);
 void	kds_stream_close(struct kds_stream *);
 size_t	kds_stream_shard_count(const struct kds_stream *);
@@ -282,9 +286,10 @@ int	kds_stream_verify(struct kds_stream *, int repair, kds_verify_fn *,
  * retention.c: kds-expire (kds-stream(5), RETENTION).  Removes the segments
  * the retention has passed, archiving them first when archive_dir is set,
  * and closed shards whose records have all expired; then compresses the
- * sealed segments that compress-after has passed (COMPRESSION).  Holds STREAM/lock for
- * the whole call.  report gets one line per thing done (or, with dry_run,
- * that would be done); progress, the bytes archived so far and in all.
+ * sealed segments that compress-after has passed (COMPRESSION).  Holds
+ * STREAM/lock for the whole call.  report gets one line per thing done (or,
+ * with dry_run, that would be done); progress, the bytes archived so far
+ * and in all.
  * Returns 0, 1 when nowait and another holds STREAM/lock, or -1.
  */
 typedef void kds_report_fn(void *arg, const char *line);
@@ -343,5 +348,9 @@ int	kds_parse_size(const char *s, uint64_t *bytes);
 int	kds_parse_time(const char *s, int64_t *ms);
 int	kds_parse_uint(const char *s, uint64_t max, uint64_t *v);
 int64_t	kds_now_ms(void);
+
+/* err.c: s as a message may show it, on one line: control characters
+ * escaped (\n, \x1b), cut with "..." past n - 1 bytes.  Returns out. */
+const char *kds_printable(const char *s, char *out, size_t n);
 
 #endif

@@ -30,9 +30,13 @@ kds_lease_try(int cdirfd, uint64_t shard, int *fd, struct kds_err *e)
 	kds_shard_id(shard, name);
 	strcat(name, ".lease");
 	lfd = openat(cdirfd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
-	    0666);
+	    KDS_FILE_MODE);
 	if (lfd == -1)
 		return kds_fail_errno(e, "%s", name);
+	if (kds_perm_fix(cdirfd, lfd, name, e) == -1) {
+		close(lfd);
+		return -1;
+	}
 	while (flock(lfd, LOCK_EX | LOCK_NB) == -1) {
 		if (errno == EINTR)
 			continue;
@@ -69,10 +73,11 @@ kds_worker_register(int cdirfd, char name[64], struct kds_err *e)
 	snprintf(name, 64, "worker.%ld-%016" PRIx64, (long)getpid(), rnd);
 	snprintf(tmp, sizeof(tmp), ".%s", name);
 	fd = openat(cdirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
-	    O_CLOEXEC, 0666);
+	    O_CLOEXEC, KDS_FILE_MODE);
 	if (fd == -1)
 		return kds_fail_errno(e, "%s", tmp);
-	if (flock(fd, LOCK_EX) == -1 || renameat(cdirfd, tmp, cdirfd, name)) {
+	if (kds_perm_fix(cdirfd, fd, tmp, e) == -1 || flock(fd, LOCK_EX) == -1 ||
+	    renameat(cdirfd, tmp, cdirfd, name)) {
 		kds_fail_errno(e, "%s", name);
 		unlinkat(cdirfd, tmp, 0);
 		close(fd);

@@ -162,13 +162,17 @@ parse_line(char *line, struct kds_meta *m, size_t *cap)
 		return -2;
 	if (kds_parse_uint(val, INT64_MAX, &v) == -1)
 		return -1;
+	/* Retention and segment age are seconds that readers and writers
+	 * take in milliseconds: those must fit in an int64_t too. */
 	if (strcmp(line, "created") == 0)
 		m->created_ms = (int64_t)v;
-	else if (strcmp(line, "retention") == 0 && v > 0)
+	else if (strcmp(line, "retention") == 0 && v > 0 &&
+	    v <= INT64_MAX / 1000)
 		m->retention_s = (int64_t)v;
 	else if (strcmp(line, "segment-bytes") == 0 && v > 0)
 		m->segment_bytes = v;
-	else if (strcmp(line, "segment-age") == 0 && v > 0)
+	else if (strcmp(line, "segment-age") == 0 && v > 0 &&
+	    v <= INT64_MAX / 1000)
 		m->segment_age_s = (int64_t)v;
 	else if (strcmp(line, "next-shard") == 0)
 		m->next_shard = v;

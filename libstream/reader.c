@@ -82,14 +82,15 @@ relist(struct shard_reader *r, struct kds_err *e)
 	if (kds_seg_list(r->dirfd, r->shard, &segs, &n, e) == -1)
 		return -1;
 	/* A last segment shorter than a header is a roll that a crash cut
-	 * short; the next writer removes it.  Until then it is not there. */
+	 * short; the next writer removes it.  Until then it is not there.
+	 * Anything but a file (a planted link) is opened, and refused. */
 	if (n > 1) {
 		char name[64];
 		struct stat sb;
 
 		kds_seg_name(r->shard, segs[n - 1], ".seg", name, sizeof(name));
 		if (fstatat(r->dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    sb.st_size < SEG_HEADER_LEN)
+		    S_ISREG(sb.st_mode) && sb.st_size < SEG_HEADER_LEN)
 			n--;
 	}
 	free(r->segs);

@@ -417,8 +417,8 @@ plan_shard(struct expire *x, const struct kds_shard *sh, struct plan *p)
 
 		kds_seg_name(sh->number, c[n - 1], ".seg", name, sizeof(name));
 		if (fstatat(x->dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    sb.st_size < SEG_HEADER_LEN)
-			n--;
+		    S_ISREG(sb.st_mode) && sb.st_size < SEG_HEADER_LEN)
+			n--;	/* (a planted link is opened, and refused) */
 	}
 	if (n == 0) {
 		char id[KDS_SHARD_ID_LEN + 1];

@@ -100,9 +100,11 @@ kds_seg_create(int dirfd, uint64_t shard, uint64_t counter,
 	kds_seg_header_encode(buf, h);
 	/* A leftover .tmp is an interrupted roll's: ours to overwrite. */
 	fd = openat(dirfd, tmp, O_RDWR | O_APPEND | O_CREAT | O_TRUNC |
-	    O_NOFOLLOW | O_CLOEXEC, 0666);
+	    O_NOFOLLOW | O_CLOEXEC, KDS_FILE_MODE);
 	if (fd == -1)
 		return kds_fail_errno(e, "%s/%s", id, tmp);
+	if (kds_perm_fix(dirfd, fd, tmp, e) == -1)
+		goto fail;
 	errno = 0;
 	if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf)) {
 		if (errno == 0)
@@ -179,7 +181,8 @@ kds_seg_list(int dirfd, uint64_t shard, uint64_t **out, size_t *nout,
 	if (errno != 0)
 		goto fail_errno;
 	closedir(d);
-	qsort(v, n, sizeof(*v), cmp_u64);
+	if (n > 0)		/* none: v is NULL, which qsort must not get */
+		qsort(v, n, sizeof(*v), cmp_u64);
 	/* SEQ.seg and SEQ.zseg both, during a conversion: one segment. */
 	if (n > 1) {
 		size_t k = 1;

@@ -87,10 +87,13 @@ kds_shard_init(int sdirfd, uint64_t shard, int64_t created_ms,
 	int dfd, fd;
 
 	kds_shard_id(shard, id);
-	if (mkdirat(sdirfd, id, 0777) == -1)
+	if (mkdirat(sdirfd, id, KDS_DIR_MODE) == -1)
 		return kds_fail_errno(e, "%s", id);
-	if ((dfd = openat(sdirfd, id, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+	if ((dfd = openat(sdirfd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1)
 		return kds_fail_errno(e, "%s", id);
+	if (kds_perm_fix(sdirfd, dfd, id, e) == -1)
+		goto fail;
 	if ((fd = kds_seg_create(dfd, shard, 1, created_ms, &h, e)) == -1)
 		goto fail;
 	if (fsync(fd) == -1) {
@@ -100,7 +103,14 @@ kds_shard_init(int sdirfd, uint64_t shard, int64_t created_ms,
 	}
 	close(fd);
 	tail_encode(buf, &t, 0);
-	fd = openat(dfd, "tail", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	fd = openat(dfd, "tail", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    KDS_FILE_MODE);
+	if (fd != -1 && kds_perm_fix(dfd, fd, "tail", NULL) == -1) {
+		close(fd);
+		fd = -1;
+	}
+	if (fd != -1)
+		errno = 0;	/* a short write sets none */
 	if (fd == -1 || write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf) ||
 	    fsync(fd) == -1) {
 		if (errno == 0)
@@ -205,8 +215,17 @@ open_segment(struct kds_shard_writer *w, uint64_t counter, struct kds_err *e)
 		return kds_fail(e, 0, "%s: offset 0: %s", w->segname, why);
 	kds_seg_name(w->shard, counter, ".idx", name, sizeof(name));
 	w->idxfd = openat(w->dirfd, name, O_WRONLY | O_APPEND | O_CREAT |
-	    O_NOFOLLOW | O_CLOEXEC, 0666);
-	/* No index is a slower seek, not an error: it is a cache. */
+	    O_NOFOLLOW | O_CLOEXEC, KDS_FILE_MODE);
+	/* No index is a slower seek, not an error: it is a cache.  But a
+	 * symbolic link in its place was planted there: write nothing. */
+	if (w->idxfd == -1 && errno == ELOOP) {
+		char id[KDS_SHARD_ID_LEN + 1];
+
+		kds_shard_id(w->shard, id);
+		return kds_fail_errno(e, "%s/%s", id, name);
+	}
+	if (w->idxfd != -1)
+		(void)kds_perm_fix(w->dirfd, w->idxfd, name, NULL);
 	return 0;
 }
 
@@ -477,11 +496,28 @@ recover(struct kds_shard_writer *w, struct kds_err *e)
 	w->t.last_frame_off = 0;
 	kds_index_load(w->dirfd, w->segname + KDS_SHARD_ID_LEN + 1, &ix, &nix);
 	while (nix > 0) {
-		unsigned char head[FRAME_HEADER_LEN];
+		unsigned char head[FRAME_HEADER_LEN], *fb;
 		struct kds_index_entry *ie = &ix[nix - 1];
+		struct kds_frame f;
+		const char *why;
+		uint32_t len = 0;
+		int whole = 0;
 
+		/* A cache, trusted only where a whole frame of its counter and
+		 * time checks out: an entry pointing into a record's data would
+		 * have the walk cut that record as a torn tail. */
 		if (pread(w->segfd, head, sizeof(head), (off_t)ie->offset) ==
-		    (ssize_t)sizeof(head) && get_le64(head + 16) == ie->counter) {
+		    (ssize_t)sizeof(head) && get_le64(head + 16) == ie->counter)
+			len = get_le32(head + 8);
+		if (len > FRAME_HEADER_LEN && len <= FRAME_MAX_LEN &&
+		    (fb = malloc(len)) != NULL) {
+			whole = pread(w->segfd, fb, len, (off_t)ie->offset) ==
+			    (ssize_t)len && kds_frame_decode(fb, len,
+			    w->hdr.salt, &f, &why) == FRAME_OK &&
+			    f.arrival_ms == ie->arrival_ms;
+			free(fb);
+		}
+		if (whole) {
 			/* Walk from this frame, re-checked and re-indexed:
 			 * last_frame_off 0 makes it get its entry again. */
 			w->t.end = ie->offset;
@@ -517,6 +553,35 @@ static int
 tail_write(struct kds_shard_writer *w, struct kds_err *e)
 {
 	return tail_write_flags(w, 0, e);
+}
+
+/*
+ * Whether the frame that tail state T names as the last is whole, with
+ * T's counter: otherwise the tail is not trusted and the shard recovers,
+ * cutting a zeroed or torn last frame instead of appending behind it.
+ */
+static int
+last_frame_ok(struct kds_shard_writer *w, const struct tail_state *t)
+{
+	unsigned char small[4096], *buf = small;
+	uint64_t len = t->end - t->last_frame_off;
+	struct kds_frame f;
+	const char *why;
+	int ok;
+
+	if (t->last_frame_off == 0)
+		return t->end == SEG_HEADER_LEN;
+	if (t->last_frame_off < SEG_HEADER_LEN || t->end < t->last_frame_off ||
+	    len < FRAME_HEADER_LEN || len > FRAME_MAX_LEN)
+		return 0;
+	if (len > sizeof(small) && (buf = malloc(len)) == NULL)
+		return 0;
+	ok = pread(w->segfd, buf, len, (off_t)t->last_frame_off) ==
+	    (ssize_t)len && kds_frame_decode(buf, len, w->hdr.salt, &f,
+	    &why) == FRAME_OK && f.counter == t->last_counter && f.len == len;
+	if (buf != small)
+		free(buf);
+	return ok;
 }
 
 int
@@ -561,6 +626,11 @@ kds_shard_writer_begin(struct kds_shard_writer *w, struct kds_err *e)
 	}
 	if (trusted && (fstat(w->segfd, &sb) == -1 ||
 	    (uint64_t)sb.st_size < t.end))
+		trusted = 0;
+	/* A tail this writer has not seen may have reached the disk before
+	 * the frame it counts (a power loss between their writebacks). */
+	if (trusted && memcmp(&t, &w->t, sizeof(t)) != 0 &&
+	    !last_frame_ok(w, &t))
 		trusted = 0;
 	if (trusted) {
 		w->t = t;

@@ -21,8 +21,8 @@
 
 #include "internal.h"
 
-static int create(const char *, const struct kds_create_opts *,
-    struct kds_err *);
+static int create(const char *, const struct kds_create_opts *, int shared,
+    uint32_t gid, struct kds_err *);
 
 static void
 remove_tree(int dirfd, const char *name, unsigned nshards)
@@ -72,22 +72,37 @@ resolve(const char *name)
 	return p;
 }
 
-int
-kds_stream_create(const char *name, const struct kds_create_opts *o,
-    struct kds_err *e)
+static int
+create_as(const char *name, const struct kds_create_opts *o, int shared,
+    uint32_t gid, struct kds_err *e)
 {
 	char *path = resolve(name);
 	int rc;
 
 	if (path == NULL)
 		return kds_fail_errno(e, "%s", name);
-	rc = create(path, o, e);
+	rc = create(path, o, shared, gid, e);
 	free(path);
 	return rc;
 }
 
+int
+kds_stream_create(const char *name, const struct kds_create_opts *o,
+    struct kds_err *e)
+{
+	return create_as(name, o, 0, 0, e);
+}
+
+int
+kds_stream_create_shared(const char *name, const struct kds_create_opts *o,
+    uint32_t gid, struct kds_err *e)
+{
+	return create_as(name, o, 1, gid, e);
+}
+
 static int
-create(const char *path, const struct kds_create_opts *o, struct kds_err *e)
+create(const char *path, const struct kds_create_opts *o, int shared,
+    uint32_t gid, struct kds_err *e)
 {
 	char *dcopy = NULL, *bcopy = NULL, tmp[4096];
 	const char *dir, *base;
@@ -111,19 +126,28 @@ create(const char *path, const struct kds_create_opts *o, struct kds_err *e)
 		kds_fail(e, EEXIST, "%s", strerror(EEXIST));
 		goto out;
 	}
+	if (errno != ENOENT) {		/* such as a name too long */
+		kds_fail_errno(e, "%s", "");
+		goto out;
+	}
 	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd)) {
 		kds_fail_errno(e, "getrandom");
 		goto out;
 	}
-	snprintf(tmp, sizeof(tmp), ".%s.kds-create.%016" PRIx64, base, rnd);
-	if (mkdirat(parent, tmp, 0777) == -1) {
+	/* Cut so that the longest name a stream can have still leaves room. */
+	snprintf(tmp, sizeof(tmp), ".%.200s.kds-create.%016" PRIx64, base, rnd);
+	if (mkdirat(parent, tmp, KDS_DIR_MODE) == -1) {
 		kds_fail_errno(e, "%s", dir);
 		goto out;
 	}
-	if ((fd = openat(parent, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+	if ((fd = openat(parent, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1) {
 		kds_fail_errno(e, "%s", tmp);
 		goto undo;
 	}
+	/* Before anything is made inside, which takes the group from it. */
+	if (kds_perm_stream(fd, shared, gid, e) == -1)
+		goto undo;
 	m.created_ms = kds_now_ms();
 	m.retention_s = o->retention_s;
 	m.segment_bytes = o->segment_bytes;
@@ -146,9 +170,14 @@ create(const char *path, const struct kds_create_opts *o, struct kds_err *e)
 		if (kds_shard_init(fd, i, m.created_ms, 0, e) == -1)
 			goto undo;
 	}
-	lockfd = openat(fd, "lock", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	lockfd = openat(fd, "lock", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    KDS_FILE_MODE);
 	if (lockfd == -1) {
 		kds_fail_errno(e, "lock");
+		goto undo;
+	}
+	if (kds_perm_fix(fd, lockfd, "lock", e) == -1) {
+		close(lockfd);
 		goto undo;
 	}
 	close(lockfd);
@@ -356,6 +385,26 @@ kds_stream_shard_text(const struct kds_stream *st, uint64_t number,
 	return 0;
 }
 
+/*
+ * A directory of the stream, never through a symbolic link.  O_NOFOLLOW
+ * with O_DIRECTORY says "Not a directory" of a link, which misleads: a
+ * link gives ELOOP here, as it does for the files.
+ */
+int
+kds_opendirat(int dirfd, const char *name)
+{
+	struct stat sb;
+	int fd;
+
+	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (fd == -1 && errno == ENOTDIR &&
+	    fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISLNK(sb.st_mode))
+		errno = ELOOP;
+	return fd;
+}
+
 int
 kds_shard_dir_open(struct kds_stream *st, uint64_t shard, struct kds_err *e)
 {
@@ -363,8 +412,7 @@ kds_shard_dir_open(struct kds_stream *st, uint64_t shard, struct kds_err *e)
 	int fd;
 
 	kds_shard_id(shard, id);
-	fd = openat(st->dirfd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-	    O_CLOEXEC);
+	fd = kds_opendirat(st->dirfd, id);
 	if (fd == -1)
 		return kds_fail_errno(e, "%s", id);
 	return fd;

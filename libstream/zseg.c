@@ -501,17 +501,21 @@ kds_zseg_compress(int dirfd, uint64_t shard, uint64_t first,
 	ZSTD_CCtx_setParameter(c.cctx, ZSTD_c_compressionLevel, ZSTD_LEVEL);
 	/* A leftover of an interrupted conversion is ours to overwrite. */
 	c.zfd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
-	    O_CLOEXEC, 0666);
+	    O_CLOEXEC, KDS_FILE_MODE);
 	if (c.zfd == -1) {
 		kds_fail_errno(e, "%s", c.tmp);
 		goto out;
 	}
+	if (kds_perm_fix(dirfd, c.zfd, c.tmp, e) == -1)
+		goto out;
 	c.ifd = openat(dirfd, zidx, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
-	    O_CLOEXEC, 0666);
+	    O_CLOEXEC, KDS_FILE_MODE);
 	if (c.ifd == -1) {
 		kds_fail_errno(e, "%s", c.idx);
 		goto out;
 	}
+	if (kds_perm_fix(dirfd, c.ifd, c.idx, e) == -1)
+		goto out;
 	/* The header goes last, once it is known: zeros hold its place. */
 	memset(hdr, 0, sizeof(hdr));
 	if (write_all(c.zfd, hdr, sizeof(hdr)) == -1) {

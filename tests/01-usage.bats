@@ -4,7 +4,7 @@
 
 load helper
 
-TOOLS_UNDER_TEST="kds-create kds-put kds-get kds-describe"
+TOOLS_UNDER_TEST="kds-create kds-put kds-get kds-describe kds-reshard kds-expire"
 
 @test "every tool is built" {
 	for t in $TOOLS_UNDER_TEST; do
@@ -109,8 +109,9 @@ TOOLS_UNDER_TEST="kds-create kds-put kds-get kds-describe"
 	done
 }
 
+# (kds-reshard takes a command after the stream, kds-expire many streams.)
 @test "two stream operands: usage on stderr, exit 2, nothing created" {
-	for t in $TOOLS_UNDER_TEST; do
+	for t in kds-create kds-put kds-get kds-describe; do
 		run -2 --separate-stderr "$t" a b </dev/null
 		[ -z "$output" ]
 		has_usage "$t"

@@ -525,6 +525,54 @@ crash_points() {
 	[ -z "$(zsegs s)" ] && [ -z "$(find s -name '*.zidx')" ]
 }
 
+@test "kds-describe --verify checks compressed segments: every block, frame and index entry" {
+	kds-describe --help | grep -q -e --verify || skip "no kds-describe --verify"
+	mkstream s -n 2 --segment-bytes 512K --compress-after 0s
+	clicks 12000 | at 10 kds-put -d '"' -f 8 s
+	at 20 kds-expire s
+	[ -n "$(zsegs s 0)" ] && [ -n "$(zsegs s 1)" ]
+	nseg=$(find s -name '*.seg' -o -name '*.zseg' | wc -l)
+	bytes=$(find s -name '*.seg' -o -name '*.zseg' | xargs stat -c %s | awk '{ t += $1 } END { print t }')
+	run -0 --separate-stderr at 20 kds-describe --verify s
+	[ -z "$stderr" ]
+	output_is "s: 2 shards, $nseg segments, 12000 records, $bytes bytes checked: no damage"
+	# a damaged block: named with file and offset, and the records lost
+	z=$(zsegs s 0 | head -n 1)
+	read -r b2 _ _ _ first2 < <(python3 "$DECODE" --blocks "$z" | sed -n 2p)
+	read -r _ _ _ _ first3 < <(python3 "$DECODE" --blocks "$z" | sed -n 3p)
+	cp -a s pristine
+	flip "$z" $((b2 + 60))
+	run -1 --separate-stderr at 20 kds-describe --verify s
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	stderr_is "kds-describe: s: ${z#s/}: offset $b2: bad block checksum (sequence numbers $(seq_of 0 "$first2") to $(seq_of 0 $((first3 - 1))) unreadable)"
+	# --repair leaves damage as it is
+	cp "$z" z.before
+	run -1 --separate-stderr at 20 kds-describe --verify --repair s
+	cmp "$z" z.before
+	# a wrong .zidx entry: written anew by --repair
+	rm -rf s && cp -a pristine s
+	python3 - "${z%.zseg}.zidx" <<'PY'
+import ctypes, struct, sys
+f = ctypes.CDLL("libxxhash.so.0").XXH3_64bits_withSeed
+f.restype = ctypes.c_uint64
+f.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint64]
+raw = bytearray(open(sys.argv[1], "rb").read())
+struct.pack_into("<I", raw, 40 + 24, struct.unpack_from("<I", raw, 40 + 24)[0] + 1)
+struct.pack_into("<Q", raw, 40 + 32, f(bytes(raw[40:72]), 32, 0))
+open(sys.argv[1], "wb").write(raw)
+PY
+	zi=${z#s/}
+	zi=${zi%.zseg}.zidx
+	n=$(($(filesize "s/$zi") / 40))
+	run -1 --separate-stderr at 20 kds-describe --verify s
+	stderr_is "kds-describe: s: $zi: 1 of $n entries do not name their frame"
+	run -0 --separate-stderr at 20 kds-describe --verify --repair s
+	stderr_is "kds-describe: s: $zi: 1 of $n entries do not name their frame; repaired: written anew"
+	run -0 --separate-stderr at 20 kds-describe --verify s
+	[ -z "$stderr" ]
+	python3 "$DECODE" s >/dev/null
+}
+
 @test "an open shard whose last segment exists only compressed: the writer starts a new one" {
 	mkstream s --segment-bytes 8K
 	clicks 100 | at 10 kds-put -k k s

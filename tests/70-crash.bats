@@ -381,3 +381,20 @@ enospc_at() {
 	[ "${#lines[@]}" -eq 101 ] && [ "${lines[100]}" = rec-101 ]
 	[ ! -e s/shardId-000000000000/100000000000000000102.seg.tmp ]
 }
+
+# After a power loss the tail may reach the disk before the frame it
+# counts: the last frame reads back as zeros with the tail intact.  The
+# next writer must see it, cut it like any torn tail and go on, never
+# append behind it (the record after would be unreadable).
+@test "a zeroed last frame with its tail intact is cut by the next put" {
+	twenty s
+	seg=$(last_seg s 0)
+	dd if=/dev/zero of="$seg" bs=1 seek=789 count=39 conv=notrunc status=none
+	run -0 --separate-stderr kds-get $E s
+	[ "${#lines[@]}" -eq 19 ] && [ "${lines[18]}" = rec-19 ]
+	run -0 --separate-stderr kds-put -p -k k s <<<"after"
+	output_is "shardId-000000000000 $(seq_of 0 20)"
+	run -0 --separate-stderr kds-get $E s
+	[ "${#lines[@]}" -eq 20 ] && [ "${lines[19]}" = after ]
+	decode_ok s
+}

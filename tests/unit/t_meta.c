@@ -196,6 +196,12 @@ sealed_files(void)
 		    "an unknown key" },
 		{ HEAD("1") "retention 0\n" SHARD0 SHARD1,
 		    "meta: line 7: malformed", "retention 0" },
+		/* tests/fuzz/fuzz_meta: readers multiplied these by
+		 * 1000 past INT64_MAX. */
+		{ HEAD("1") "retention 9223372036854776\n" SHARD0 SHARD1,
+		    "meta: line 7: malformed", "retention past INT64_MAX ms" },
+		{ HEAD("1") "segment-age 9223372036854775807\n" SHARD0 SHARD1,
+		    "meta: line 7: malformed", "segment-age past INT64_MAX ms" },
 		{ HEAD("1") SHARD1 SHARD0, "meta: line 8: malformed",
 		    "shards out of order" },
 		{ HEAD("1") SHARD0 SHARD0, "meta: line 8: malformed",
@@ -262,6 +268,16 @@ sealed_files(void)
 		if (rc == 0)
 			kds_meta_free(&r);
 	}
+
+	put_sealed(HEAD("1") "retention 9223372036854775\n"
+	    "segment-age 9223372036854775\n" SHARD0 SHARD1);
+	if (!ok(kds_meta_read(dfd, &r, &e) == 0 &&
+	    r.retention_s == INT64_MAX / 1000 &&
+	    r.segment_age_s == INT64_MAX / 1000,
+	    "retention and segment-age of INT64_MAX / 1000 s read"))
+		diag("%s", e.msg);
+	else
+		kds_meta_free(&r);
 
 	/* kds-stream(5): "A missing ... key ... is an error." */
 	put_sealed("kds-stream 1\nretention 86400\nsegment-bytes 67108864\n"

@@ -187,8 +187,11 @@ main(void)
 	if (pwrite(fd, ent, sizeof(ent), 0) != sizeof(ent))
 		fail(path);
 	close(fd);
+	nproblems = 0;
 	ok(kds_stream_verify(st, 0, on_problem, NULL, &vs, &e) == 0 &&
-	    vs.stale_index == 1 && vs.problems == 0, "a damaged .zidx is stale");
+	    vs.stale_index == 1 && vs.problems == 1, "a damaged .zidx is stale");
+	is_str(problems[0], "shardId-000000000000/100000000000000000001.zidx: "
+	    "1 of 1 entries do not name their frame", "and named");
 	ok(kds_stream_verify(st, 1, on_problem, NULL, &vs, &e) == 0 &&
 	    vs.repaired == 1, "repaired");
 	ok(kds_stream_verify(st, 0, on_problem, NULL, &vs, &e) == 0 &&
@@ -201,8 +204,12 @@ main(void)
 	nproblems = 0;
 	ok(kds_stream_verify(st, 0, on_problem, NULL, &vs, &e) == 0 &&
 	    vs.problems == 1 && nproblems == 1, "verify: one problem");
+	for (size_t i = 1; i < nproblems && i < 8; i++)
+		diag("%s", problems[i]);
 	is_str(problems[0], "shardId-000000000000/100000000000000000001.zseg: "
-	    "offset 96: bad block checksum", "verify names block and file");
+	    "offset 96: bad block checksum (sequence numbers "
+	    "100000000000000000001 to 100000000000000000166 unreadable)",
+	    "verify names block, file and the records lost");
 	ok(vs.records < NREC && vs.records > NREC / 2,
 	    "verify goes on after it: %llu records",
 	    (unsigned long long)vs.records);

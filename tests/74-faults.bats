@@ -1,0 +1,185 @@
+#!/usr/bin/env bats
+# 74-faults: an I/O error at every call, in turn, of every tool that writes.
+# strace fails the 1st, then the 2nd, ... call of a family (write, fsync,
+# rename, openat, ...) with ENOSPC or EIO until the tool gets through.  At
+# each failure: exit 1, one line naming the error, and a stream that reads
+# without error and holds every record that was acknowledged.
+
+load helper
+
+setup() {
+	kds_setup
+	command -v strace >/dev/null || skip "no strace"
+	fixed_clock
+}
+
+# The system's words for the errno names we inject.
+errtext() {
+	case $1 in
+	ENOSPC) echo "No space left on device" ;;
+	EIO) echo "Input/output error" ;;
+	esac
+}
+
+# failed TOOL ERRNO N: the run that just ended failed as it should.
+failed() {
+	[ "$status" -eq 1 ] || { echo "$2 at call $3: exit $status: $(cat err)" >&2; return 1; }
+	[ "$(wc -l <err)" -eq 1 ] && [[ $(cat err) == "$1: s: "*"$(errtext "$2")" ]] || {
+		echo "$2 at call $3: stderr: $(cat err)" >&2
+		return 1
+	}
+}
+
+# loader_opens TOOL: how many files the dynamic loader opens before main()
+# (a failure there is the loader's, not ours: we start after them).
+loader_opens() {
+	strace -f -o trace -e trace=openat "$1" --version >/dev/null
+	wc -l <trace
+}
+
+# each SYSCALL ERRNO CMD...: run CMD (in a fresh copy of base as s, stdin
+# from in, stdout to out, stderr to err) with the nth SYSCALL failing,
+# n = 1, 2, ..., calling check after each failure, until CMD succeeds.
+# One syscall at a time: strace counts each name apart, and a list would
+# also fail the first write of the error message itself.
+each() {
+	local call=$1 err=$2 n=1 fails=0
+	shift 2
+	[ "$call" != openat ] || n=$(($(loader_opens "$1") + 1))
+	for ((; n <= 200; n++)); do
+		rm -rf s && cp -a base s
+		status=0
+		strace -f -o /dev/null -e trace="$call" \
+		    -e inject="$call":error="$err":when=$n "$@" <in >out 2>err || status=$?
+		if [ "$status" -eq 0 ]; then
+			[ "$fails" -gt 0 ] || { echo "no $call in $*?" >&2; return 1; }
+			return 0
+		fi
+		fails=$((fails + 1))
+		failed "$1" "$err" "$n" || return 1
+		check "$n" || { echo "after $err at $call call $n" >&2; return 1; }
+	done
+	echo "$* still failing after 200 calls of $call" >&2
+	return 1
+}
+
+# put_check: every acknowledged record reads back as put, once; every
+# record read is one of the input's, in input order per shard.
+put_check() {
+	cp out acked
+	kds-get $E --format '%p %o %s\n' s >stored || return 1
+	# nothing acknowledged is missing or changed
+	awk 'NR == FNR { have[$1 " " $2] = $3; next }
+	     ($1 " " $2) in have { next } { print "lost: " $0; bad = 1 }
+	     END { exit bad }' stored <(paste -d' ' acked <(head -n "$(wc -l <acked)" in)) ||
+	    return 1
+	# old records intact, and no record twice
+	[ "$(cut -d' ' -f3 stored | grep -c '^old-')" -eq 20 ] || return 1
+	[ -z "$(cut -d' ' -f1,2 stored | sort | uniq -d)" ] || return 1
+	# the data read are input lines, each shard's in input order
+	cut -d' ' -f3 stored | grep -v '^old-' | sort | comm -23 - <(sort in) |
+	    grep -q . && { echo "a record that was never put" >&2; return 1; }
+	return 0
+}
+
+put_base() {
+	mkstream base -n 2 --segment-bytes 4096
+	lines 20 old- | kds-put base
+	seq -f 'new-%04.0f-padding-padding' 1 400 >in
+}
+
+@test "kds-put: ENOSPC at any write, EIO at any fsync, rename or open" {
+	put_base
+	check() { put_check; }
+	each write ENOSPC kds-put -p s
+	each pwrite64 ENOSPC kds-put -p s
+	each fdatasync EIO kds-put -p --sync=always s
+	each fsync EIO kds-put -p --sync=always s
+	each renameat2 EIO kds-put -p s
+	each openat EIO kds-put -p s
+}
+
+# A consumer's checkpoint: after a failure, the next run delivers every
+# record the failed one did not deliver in full (at least once).
+@test "kds-get -c: an I/O error at any call loses no record for the consumer" {
+	mkstream base -n 2
+	lines 300 r | kds-put base
+	: >in
+	check() {
+		cp out first
+		kds-get -c c s >second || return 1
+		sort -u first second >seen
+		same seen <(lines 300 r | sort)
+	}
+	each write ENOSPC kds-get -c c s
+	each fsync EIO kds-get -c c s
+	each renameat EIO kds-get -c c s
+	each linkat EIO kds-get -c c s
+	each mkdirat ENOSPC kds-get -c c s
+	each openat EIO kds-get -c c s
+}
+
+# kds-expire: whatever it managed to do, readers see exactly the records
+# inside the retention, and a second run finishes the job.
+@test "kds-expire: an I/O error at any call leaves the window readable" {
+	mkstream base -r 1h --segment-bytes 4096 --segment-age 10m
+	for h in 0 1 2 3; do
+		lines 100 "h$h-" | put_at $((T + h * 1800)) -k k base
+	done
+	: >in
+	export KDS_NOW=$((T + 3 * 1800 + 60))
+	kds-get $E base >window
+	[ "$(wc -l <window)" -eq 200 ]
+	check() {
+		kds-get $E s >now || return 1
+		same now window || return 1
+		kds-expire s || return 1
+		kds-get $E s >now && same now window
+	}
+	each unlinkat EIO kds-expire s
+	each openat EIO kds-expire s
+	each fsync EIO kds-expire s
+}
+
+# kds-reshard: a failed step changes nothing that a reader or writer could
+# trip over: every record reads back once, puts go on, and it can be redone.
+@test "kds-reshard scale: an I/O error at any call leaves a usable stream" {
+	mkstream base -n 2
+	lines 100 r | kds-put base
+	: >in
+	check() {
+		kds-get $E s | sort >now || return 1
+		same now <(lines 100 r | sort) || return 1
+		echo more | kds-put s || return 1
+		kds-reshard s scale 3 >/dev/null || return 1
+		[ "$(kds-get $E s | wc -l)" -eq 101 ]
+	}
+	each write ENOSPC kds-reshard s scale 3
+	each pwrite64 ENOSPC kds-reshard s scale 3
+	each fsync EIO kds-reshard s scale 3
+	each fdatasync EIO kds-reshard s scale 3
+	each renameat EIO kds-reshard s scale 3
+	each renameat2 EIO kds-reshard s scale 3
+	each mkdirat ENOSPC kds-reshard s scale 3
+	each openat EIO kds-reshard s scale 3
+}
+
+# RLIMIT_FSIZE: a file size limit fails a write with EFBIG (kds-put ignores
+# SIGXFSZ, which would kill it mid-batch); at every limit, exactly the
+# acknowledged records are kept.
+@test "kds-put under a file size limit: exit 1, 'File too large', acked kept" {
+	mkstream base -n 2 --segment-bytes 64K
+	lines 20 old- | kds-put base
+	seq -f 'new-%04.0f-padding-padding' 1 2000 >in
+	for kb in 1 2 4 8 16 24 32; do
+		rm -rf s && cp -a base s
+		status=0
+		(ulimit -f "$kb" && exec kds-put -p s) <in >out 2>err || status=$?
+		[ "$status" -eq 1 ] || { echo "-f $kb: exit $status" >&2; return 1; }
+		[ "$(wc -l <err)" -eq 1 ] && [[ $(cat err) == "kds-put: s: "*"File too large" ]] || {
+			echo "-f $kb: $(cat err)" >&2
+			return 1
+		}
+		put_check || { echo "-f $kb" >&2; return 1; }
+	done
+}

@@ -1,0 +1,112 @@
+/*
+ * fuzz.h: what the libFuzzer targets share.  Header only, static: each
+ * fuzz_*.c is one program (tests/fuzz/fuzz.mk).
+ *
+ * A parser reached only through a file gets its input written into one
+ * scratch directory, made once per process under $TMPDIR (fuzz.mk points
+ * it at /dev/shm when it can: millions of writes, and fsync, cost nothing
+ * there) and removed at exit.  A crash leaves it behind: kds-fuzz.XXXXXX.
+ */
+#ifndef KDS_FUZZ_H
+#define KDS_FUZZ_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <sys/stat.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+
+static char fuzz_dir[PATH_MAX];
+
+static inline int
+fuzz_rm(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+	(void)sb;
+	(void)type;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+static inline void
+fuzz_cleanup(void)
+{
+	if (fuzz_dir[0] != '\0')
+		nftw(fuzz_dir, fuzz_rm, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The scratch directory, made on the first call; aborts when it cannot
+ * be: a target without it would only report false crashes. */
+static inline const char *
+fuzz_tmpdir(void)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	if (fuzz_dir[0] != '\0')
+		return fuzz_dir;
+	if (tmp == NULL || *tmp == '\0')
+		tmp = "/tmp";
+	snprintf(fuzz_dir, sizeof(fuzz_dir), "%s/kds-fuzz.XXXXXX", tmp);
+	if (mkdtemp(fuzz_dir) == NULL) {
+		perror(fuzz_dir);
+		abort();
+	}
+	atexit(fuzz_cleanup);
+	return fuzz_dir;
+}
+
+/* Replace dir/name with the n bytes at p; aborts on failure (a full
+ * disk is not a finding). */
+static inline void
+fuzz_write(int dirfd, const char *name, const void *p, size_t n)
+{
+	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0666);
+
+	if (fd == -1 || (n > 0 && write(fd, p, n) != (ssize_t)n)) {
+		perror(name);
+		abort();
+	}
+	close(fd);
+}
+
+/* Remove every file of a directory (not the directory). */
+static inline void
+fuzz_clear(int dirfd)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct dirent *de;
+	DIR *d;
+
+	if (fd == -1 || (d = fdopendir(fd)) == NULL) {
+		perror("fuzz_clear");
+		abort();
+	}
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			unlinkat(dirfd, de->d_name, 0);
+	closedir(d);
+}
+
+/* A finding that no sanitizer sees: an invariant broken. */
+#define FUZZ_ASSERT(c) do {						\
+	if (!(c)) {							\
+		fprintf(stderr, "%s:%d: invariant broken: %s\n",	\
+		    __FILE__, __LINE__, #c);				\
+		abort();						\
+	}								\
+} while (0)
+
+#endif

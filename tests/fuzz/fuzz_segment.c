@@ -1,0 +1,231 @@
+/*
+ * fuzz_segment.c: arbitrary bytes as the files of shard 0 of a one-shard
+ * stream, read back through the library's own paths: a reader
+ * (kds_reader_open/next, records written out by kds_format_write), and
+ * as the mode asks, kds_stream_verify and the writer's crash recovery
+ * (kds_shard_recover), which truncates and re-indexes.
+ *
+ * Input:
+ *	byte 0		mode: bits 0-2 the iterator (0 TRIM_HORIZON,
+ *			1 LATEST, 2 AT_SEQUENCE_NUMBER, 3 AFTER_, 4
+ *			AT_TIMESTAMP, else TRIM_HORIZON); bit 3 keep the
+ *			checksums as given; bit 4 verify; bit 5 recover;
+ *			bit 6 verify with repair
+ *	bytes 1-8	a counter or a time in ms (little-endian) for the
+ *			iterator
+ *	the rest	files, separated by SEP below: one starting
+ *			"KDSIDX" is the index of the segment before it (the
+ *			bytes after those 6), one starting "KDSTAIL1" is the
+ *			tail file, any other a segment, named by the first
+ *			counter in its header (bytes 16-23) or, shorter than
+ *			that, the one after the segment before.
+ *
+ * Unless bit 3 says not to, every checksum the bytes have room for is made
+ * right (segment header, each frame whose length fits, index entries, the
+ * tail): random bytes would otherwise never get past the first check.
+ *
+ * KDS_FUZZ_DEBUG=1 in the environment says what each reader read.
+ *
+ * Invariant beside the sanitizers: when a reader reads the shard to its
+ * end without an error, the writer's recovery keeps every record it read
+ * (only a torn tail may be cut; kds-stream(5), CRASH RECOVERY).
+ */
+#include "fuzz.h"
+
+#define SEP		"\n--kds-fuzz--\n"
+#define MAX_FILES	8
+#define MAX_RECORDS	100000
+
+static struct kds_stream *st;
+static int shard_dirfd = -1;
+static FILE *devnull;
+static struct kds_format *fmt_all, *fmt_json;
+static int debug;		/* $KDS_FUZZ_DEBUG: say what was read */
+
+static void
+init(void)
+{
+	struct kds_create_opts o = { 1, 8760 * 3600, 1 << 20, 3600, 0, 0 };
+	char path[PATH_MAX + 8];
+	struct kds_err e;
+
+	/* A fixed clock: the same retention floor on every run. */
+	setenv("KDS_NOW", "2026-01-01T00:00:00Z", 1);
+	snprintf(path, sizeof(path), "%s/s", fuzz_tmpdir());
+	if (kds_stream_create(path, &o, &e) == -1 ||
+	    (st = kds_stream_open(path, &e)) == NULL ||
+	    (shard_dirfd = kds_shard_dir_open(st, 0, &e)) == -1 ||
+	    (fmt_all = kds_format_new("%s%S%k%K%o%T%p%t%h\\n", &e)) == NULL ||
+	    (fmt_json = kds_format_builtin("jsonl", &e)) == NULL) {
+		fprintf(stderr, "fuzz_segment: %s\n", e.msg);
+		abort();
+	}
+	if ((devnull = fopen("/dev/null", "w")) == NULL)
+		abort();
+	debug = getenv("KDS_FUZZ_DEBUG") != NULL;
+}
+
+static void
+reseal_segment(unsigned char *p, size_t n)
+{
+	uint64_t salt;
+
+	if (n < SEG_HEADER_LEN)
+		return;
+	put_le64(p + 40, kds_checksum(p, 40, 0));
+	salt = get_le64(p + 32);
+	for (size_t off = SEG_HEADER_LEN; n - off >= 12; ) {
+		uint32_t len = get_le32(p + off + 8);
+
+		if (len <= FRAME_HEADER_LEN || len > FRAME_MAX_LEN ||
+		    len > n - off)
+			break;
+		put_le64(p + off, kds_checksum(p + off + 8, len - 8, salt));
+		off += len;
+	}
+}
+
+static void
+reseal_index(unsigned char *p, size_t n)
+{
+	for (size_t off = 0; n - off >= INDEX_ENTRY_LEN; off += INDEX_ENTRY_LEN)
+		put_le64(p + off + 24, kds_checksum(p + off, 24, 0));
+}
+
+/* Lay the files out in the shard directory; 1 when a tail was given. */
+static int
+lay_out(unsigned char *p, size_t n, int reseal)
+{
+	static const unsigned char zeros[TAIL_LEN];
+	uint64_t counter = 0;
+	char name[64];
+	int files = 0, tail = 0, seg = 0;
+
+	fuzz_clear(shard_dirfd);
+	while (files < MAX_FILES) {
+		unsigned char *end = memmem(p, n, SEP, sizeof(SEP) - 1);
+		size_t len = end ? (size_t)(end - p) : n;
+
+		if (len >= 6 && memcmp(p, "KDSIDX", 6) == 0) {
+			if (reseal)
+				reseal_index(p + 6, len - 6);
+			if (seg) {
+				kds_seg_name(0, counter, ".idx", name,
+				    sizeof(name));
+				fuzz_write(shard_dirfd, name, p + 6, len - 6);
+			}
+		} else if (len >= 8 && memcmp(p, TAIL_MAGIC, 8) == 0) {
+			if (reseal && len >= TAIL_LEN)
+				put_le64(p + 56, kds_checksum(p, 56, 0));
+			fuzz_write(shard_dirfd, "tail", p, len);
+			tail = 1;
+		} else {
+			counter = len >= 24 ? get_le64(p + 16) % COUNTER_LIMIT :
+			    counter + 1;
+			if (reseal)
+				reseal_segment(p, len);
+			kds_seg_name(0, counter, ".seg", name, sizeof(name));
+			fuzz_write(shard_dirfd, name, p, len);
+			seg = 1;
+		}
+		files++;
+		if (end == NULL)
+			break;
+		n -= len + sizeof(SEP) - 1;
+		p = end + sizeof(SEP) - 1;
+	}
+	/* The writer locks the tail file: all zeros is one it distrusts. */
+	if (!tail)
+		fuzz_write(shard_dirfd, "tail", zeros, sizeof(zeros));
+	return tail;
+}
+
+/* Read what o asks for to the end: records read, -1 on an error. */
+static long
+read_all(const struct kds_iter_opts *o)
+{
+	struct kds_reader *rd;
+	struct kds_record r;
+	struct kds_err e;
+	long n = 0;
+	int rc;
+
+	if ((rd = kds_reader_open(st, o, &e)) == NULL) {
+		if (debug)
+			fprintf(stderr, "iterator %d: %s\n", o->type, e.msg);
+		return -1;
+	}
+	while (n < MAX_RECORDS && (rc = kds_reader_next(rd, &r, &e)) == 1) {
+		FUZZ_ASSERT(r.shard == 0 && r.keylen > 0 &&
+		    r.keylen + r.datalen <= KDS_MAX_RECORD);
+		kds_format_write(devnull, fmt_all, "s", &r);
+		kds_format_write(devnull, fmt_json, "s", &r);
+		n++;
+	}
+	kds_reader_close(rd);
+	if (debug)
+		fprintf(stderr, "iterator %d: %ld records%s%s\n", o->type, n,
+		    rc == -1 ? ", then: " : "", rc == -1 ? e.msg : "");
+	return rc == -1 ? -1 : n;
+}
+
+static void
+no_report(void *arg, const char *line)
+{
+	(void)arg;
+	(void)line;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const enum kds_iterator types[8] = {
+		KDS_TRIM_HORIZON, KDS_LATEST, KDS_AT_SEQUENCE_NUMBER,
+		KDS_AFTER_SEQUENCE_NUMBER, KDS_AT_TIMESTAMP,
+		KDS_TRIM_HORIZON, KDS_TRIM_HORIZON, KDS_TRIM_HORIZON,
+	};
+	struct kds_iter_opts o = { KDS_TRIM_HORIZON, NULL, 0, NULL, 0, 0 };
+	struct kds_verify_stats vs;
+	char seq[KDS_SEQ_LEN];
+	unsigned char *buf;
+	struct kds_err e;
+	uint64_t param, last;
+	unsigned mode;
+	int tail;
+
+	if (st == NULL)
+		init();
+	if (size < 9)
+		return 0;
+	mode = data[0];
+	param = get_le64(data + 1);
+	if ((buf = malloc(size - 9 + 1)) == NULL)
+		abort();
+	memcpy(buf, data + 9, size - 9);
+	tail = lay_out(buf, size - 9, !(mode & 0x08));
+	free(buf);
+
+	o.type = types[mode & 7];
+	o.timestamp_ms = (int64_t)param;
+	kds_seq_format(0, param % COUNTER_LIMIT, seq);
+	o.sequence = seq;
+	read_all(&o);
+	if (mode & 0x10)
+		kds_stream_verify(st, 0, no_report, NULL, &vs, &e);
+	if (mode & 0x20) {
+		const struct kds_iter_opts th = { .type = KDS_TRIM_HORIZON };
+		long before = read_all(&th), after;
+
+		if (kds_shard_recover(st, 0, &last, &e) == 0 && before >= 0 &&
+		    !tail) {
+			after = read_all(&th);
+			if (after != before)
+				fprintf(stderr, "recovery: %ld records read "
+				    "before, %ld after\n", before, after);
+			FUZZ_ASSERT(after == before);
+		}
+	}
+	if (mode & 0x40)
+		kds_stream_verify(st, 1, no_report, NULL, &vs, &e);
+	return 0;
+}
