@@ -68,7 +68,7 @@ demo: all
 	KDS_BUILD=$(BUILD) examples/clickstream-demo.sh
 
 bench: all
-	KDS_BUILD=$(abspath $(BUILD)) tests/bench.sh
+	CC="$(CC)" KDS_BUILD=$(abspath $(BUILD)) tests/bench.sh
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \

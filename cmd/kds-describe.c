@@ -410,6 +410,7 @@ main(int argc, char *argv[])
 	struct kds_description d;
 	struct kds_stream *st;
 	struct kds_err e;
+	char name[256];
 	int ch, as_json = 0, check = 0, repair = 0, rc = 0;
 
 	while ((ch = getopt_long(argc, argv, "jhV", longopts, NULL)) != -1) {
@@ -447,13 +448,14 @@ main(int argc, char *argv[])
 		warnx("--json and --verify do not go together");
 		usage();
 	}
+	kds_printable(argv[0], name, sizeof(name));
 	if ((st = kds_stream_open(argv[0], &e)) == NULL)
-		errx(1, "%s: %s", argv[0], e.msg);
+		errx(1, "%s: %s", name, e.msg);
 	if (check) {
-		rc = verify(argv[0], st, repair);
+		rc = verify(name, st, repair);
 	} else {
 		if (kds_stream_describe(st, &d, &e) == -1)
-			errx(1, "%s: %s", argv[0], e.msg);
+			errx(1, "%s: %s", name, e.msg);
 		if (as_json)
 			json(argv[0], &d);
 		else
@@ -461,7 +463,7 @@ main(int argc, char *argv[])
 		kds_description_free(&d);
 	}
 	if (fclose(stdout) == EOF)
-		err(1, "%s: stdout", argv[0]);
+		err(1, "%s: stdout", name);
 	kds_stream_close(st);
 	return rc;
 }

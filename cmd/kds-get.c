@@ -23,6 +23,10 @@
 #include "kds.h"
 
 #define OUTBUF		(1 << 20)
+/* A value as a message may show it: one line, escaped, cut. */
+#define V(s)		kds_printable((s), val, sizeof(val))
+
+static char val[256];
 #define BATCH_DEFAULT	1000	/* records a batch for -c and --exec */
 
 static const char *iterators[] = {
@@ -46,7 +50,8 @@ static const char *iterators[] = {
 
 /* What the command line asked for; one per run. */
 struct get {
-	const char		*stream;
+	const char		*stream;	/* as given, for %t */
+	const char		*name;		/* as messages show it */
 	struct kds_iter_opts	 o;
 	struct kds_format	*fmt;
 	uint64_t		 limit;
@@ -142,7 +147,7 @@ out_failed(struct get *g)
 	if (saved == EPIPE || (saved == EINTR && stop))
 		_exit(0);
 	errno = saved;
-	warn("%s: stdout", g->stream);
+	warn("%s: stdout", g->name);
 	_exit(1);
 }
 
@@ -150,7 +155,7 @@ static void
 fail(struct get *g, const char *msg)
 {
 	kds_consumer_close(g->c);
-	errx(1, "%s: %s", g->stream, msg);
+	errx(1, "%s: %s", g->name, msg);
 }
 
 static int
@@ -168,9 +173,9 @@ exec_start(struct get *g)
 
 	fflush(stdout);
 	if (pipe2(p, O_CLOEXEC) == -1)
-		err(1, "%s: pipe", g->stream);
+		err(1, "%s: pipe", g->name);
 	if ((g->child = fork()) == -1)
-		err(1, "%s: fork", g->stream);
+		err(1, "%s: fork", g->name);
 	if (g->child == 0) {
 		signal(SIGPIPE, SIG_DFL);
 		if (dup2(p[0], 0) == -1)
@@ -180,7 +185,7 @@ exec_start(struct get *g)
 	}
 	close(p[0]);
 	if ((g->out = fdopen(p[1], "w")) == NULL)
-		err(1, "%s: pipe", g->stream);
+		err(1, "%s: pipe", g->name);
 }
 
 /* --exec: close CMD's input and wait; its exit status, 128 + signal. */
@@ -194,12 +199,12 @@ exec_end(struct get *g, int broken)
 	g->out = NULL;
 	while (waitpid(g->child, &status, 0) == -1)
 		if (errno != EINTR)
-			err(1, "%s: wait", g->stream);
+			err(1, "%s: wait", g->name);
 	status = WIFEXITED(status) ? WEXITSTATUS(status) :
 	    128 + WTERMSIG(status);
 	if (status != 0) {
 		kds_consumer_close(g->c);
-		warnx("%s: %s: exit status %d", g->stream, g->exec, status);
+		warnx("%s: %s: exit status %d", g->name, V(g->exec), status);
 		exit(status);
 	}
 	if (broken)
@@ -308,7 +313,7 @@ open_shards(struct get *g, const char **names, size_t nnames)
 		size_t j;
 
 		if (kds_stream_shard_lookup(g->st, names[i], &sh, &e) == -1)
-			errx(1, "%s: %s", g->stream, e.msg);
+			errx(1, "%s: %s", g->name, e.msg);
 		for (j = 0; j < g->o.nshards && shards[j] != sh; j++)
 			;
 		if (j == g->o.nshards)	/* named twice: read once */
@@ -337,17 +342,17 @@ check_options(struct get *g, int type, const char *timestamp, size_t nshards,
 		errx(2, "--timestamp goes with AT_TIMESTAMP, and it needs it");
 	if (g->o.sequence && kds_seq_parse(g->o.sequence, &seq_shard,
 	    &seq_counter))
-		errx(2, "bad sequence number '%.64s'", g->o.sequence);
+		errx(2, "bad sequence number '%s'", V(g->o.sequence));
 	if (timestamp && kds_parse_time(timestamp, &g->o.timestamp_ms) == -1)
 		errx(2, "bad timestamp '%s': ISO 8601 or epoch seconds",
-		    timestamp);
+		    V(timestamp));
 	if ((reset || del) && g->consumer == NULL)
 		errx(2, "--reset and --delete go with -c");
 	if (reset && del)
 		errx(2, "--reset and --delete do not go together");
 	if (g->consumer && !kds_consumer_name_ok(g->consumer))
 		errx(2, "bad consumer name '%s': 1 to 128 of A-Z a-z 0-9 _ . -, "
-		    "not starting with '.'", g->consumer);
+		    "not starting with '.'", V(g->consumer));
 	if (g->consumer && nshards > 0)
 		errx(2, "-s does not go with -c: a consumer reads every shard");
 	if (g->consumer && g->o.sequence)
@@ -355,7 +360,7 @@ check_options(struct get *g, int type, const char *timestamp, size_t nshards,
 	if (batch_set && g->consumer == NULL && g->exec == NULL)
 		errx(2, "-b goes with -c or --exec");
 	if (g->o.type == KDS_AT_TIMESTAMP && g->o.timestamp_ms > kds_now_ms())
-		errx(1, "%s: timestamp %s is in the future", g->stream,
+		errx(1, "%s: timestamp %s is in the future", g->name,
 		    timestamp);
 }
 
@@ -366,7 +371,7 @@ reset(struct get *g, int drop)
 	struct kds_err e;
 
 	if (kds_consumer_reset(g->st, g->consumer, drop, &e) == -1)
-		errx(1, "%s: %s", g->stream, e.msg);
+		errx(1, "%s: %s", g->name, e.msg);
 	exit(0);
 }
 
@@ -399,7 +404,7 @@ from_archives(int argc, char *argv[], struct kds_iter_opts *o,
 		if (kds_shard_id_parse(names[i], &shards[i]) == -1) {
 			kds_format_free(fmt);
 			free(shards);
-			errx(2, "bad shard id '%.64s'", names[i]);
+			errx(2, "bad shard id '%s'", V(names[i]));
 		}
 	}
 	o->shards = shards;
@@ -465,7 +470,7 @@ main(int argc, char *argv[])
 	int type = -1, ch, resetc = 0, del = 0, archive = 0, batch_set = 0;
 	int64_t secs;
 	struct kds_err e;
-	char *outbuf;
+	char *outbuf, name[256];
 
 	while ((ch = getopt_long(argc, argv, "0n:s:i:o:Fc:b:hV", longopts,
 	    NULL)) != -1) {
@@ -475,12 +480,12 @@ main(int argc, char *argv[])
 			break;
 		case 'n':
 			if (kds_parse_uint(optarg, UINT64_MAX, &g.limit) == -1)
-				errx(2, "bad limit '%s'", optarg);
+				errx(2, "bad limit '%s'", V(optarg));
 			break;
 		case 's':
 			/* Malformed is a usage error; missing is found later. */
 			if (kds_shard_id_parse(optarg, &(uint64_t){ 0 }) == -1)
-				errx(2, "bad shard id '%.64s'", optarg);
+				errx(2, "bad shard id '%s'", V(optarg));
 			shard_names = reallocarray(shard_names, nshards + 1,
 			    sizeof(*shard_names));
 			if (shard_names == NULL)
@@ -500,7 +505,7 @@ main(int argc, char *argv[])
 			if (strcmp(optarg, "lines") && strcmp(optarg, "raw") &&
 			    strcmp(optarg, "jsonl"))
 				errx(2, "bad output format '%s': lines, raw or "
-				    "jsonl", optarg);
+				    "jsonl", V(optarg));
 			output = optarg;
 			break;
 		case 'f':
@@ -510,9 +515,10 @@ main(int argc, char *argv[])
 			g.follow = 1;
 			break;
 		case 'I':
-			if (kds_parse_duration(optarg, &secs) == -1)
+			if (kds_parse_duration(optarg, &secs) == -1 ||
+			    secs > INT64_MAX / 1000)
 				errx(2, "bad idle timeout '%s': a number and "
-				    "s, m, h or d", optarg);
+				    "s, m, h or d", V(optarg));
 			g.idle_ms = secs * 1000;
 			break;
 		case 'c':
@@ -521,7 +527,7 @@ main(int argc, char *argv[])
 		case 'b':
 			if (kds_parse_uint(optarg, UINT64_MAX, &g.batch) == -1 ||
 			    g.batch == 0)
-				errx(2, "bad batch size '%s'", optarg);
+				errx(2, "bad batch size '%s'", V(optarg));
 			batch_set = 1;
 			break;
 		case 'X':
@@ -553,6 +559,7 @@ main(int argc, char *argv[])
 	if ((archive ? argc < 1 : argc != 1) || argv[0][0] == '\0')
 		usage();
 	g.stream = argv[0];
+	g.name = kds_printable(argv[0], name, sizeof(name));
 	if (format != NULL && (g.fmt = kds_format_new(format, &e)) == NULL)
 		errx(2, "%s", e.msg);
 	if (format == NULL && (g.fmt = kds_format_builtin(output, &e)) == NULL)
@@ -571,7 +578,7 @@ main(int argc, char *argv[])
 	}
 
 	if ((g.st = kds_stream_open(g.stream, &e)) == NULL)
-		errx(1, "%s: %s", g.stream, e.msg);
+		errx(1, "%s: %s", g.name, e.msg);
 	if (resetc || del)
 		reset(&g, del);
 	open_shards(&g, shard_names, nshards);
@@ -589,7 +596,7 @@ main(int argc, char *argv[])
 	else
 		g.rd = kds_reader_open(g.st, &g.o, &e);
 	if (g.c == NULL && g.rd == NULL)
-		errx(1, "%s: %s", g.stream, e.msg);
+		errx(1, "%s: %s", g.name, e.msg);
 
 	signal(SIGPIPE, SIG_IGN);
 	/* glibc ignores the size unless it is given the buffer. */
@@ -599,7 +606,7 @@ main(int argc, char *argv[])
 	run(&g);
 	kds_consumer_close(g.c);
 	if (fclose(stdout) == EOF && errno != EPIPE)
-		err(1, "%s: stdout", g.stream);
+		err(1, "%s: stdout", g.name);
 	kds_reader_close(g.rd);
 	kds_format_free(g.fmt);
 	kds_stream_close(g.st);

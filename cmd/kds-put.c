@@ -19,9 +19,14 @@
 
 #define FLUSH_AFTER_MS	50		/* a pending record waits no longer */
 #define LINE_MAX_BYTES	(3 * KDS_MAX_RECORD)	/* base64 of 1 MiB in JSON */
+/* A value as a message may show it: one line, escaped, cut. */
+#define V(s)		kds_printable((s), val, sizeof(val))
+
+static char val[256];
 
 struct put {
 	const char		*stream;
+	const char		*name;		/* stream as messages show it */
 	struct kds_producer	*p;
 	int			 jsonl_in;
 	int			 acks;		/* 0 none, 1 text, 2 jsonl */
@@ -98,9 +103,9 @@ fail(struct put *c, const char *what)
 {
 	struct kds_err e;
 
-	fprintf(stderr, "kds-put: %s: %s\n", c->stream, what);
+	fprintf(stderr, "kds-put: %s: %s\n", c->name, what);
 	if (kds_producer_close(c->p, &e) == -1)
-		fprintf(stderr, "kds-put: %s: %s\n", c->stream, e.msg);
+		fprintf(stderr, "kds-put: %s: %s\n", c->name, e.msg);
 	fflush(stdout);
 	exit(1);
 }
@@ -296,7 +301,7 @@ main(int argc, char *argv[])
 	enum kds_sync sync = KDS_SYNC_EXIT;
 	struct kds_stream *st;
 	struct kds_err e;
-	char recdelim = '\n';
+	char recdelim = '\n', name[256];
 	unsigned __int128 hk;
 	uint64_t v;
 	int ch;
@@ -314,14 +319,14 @@ main(int argc, char *argv[])
 			if (strcmp(optarg, "lines") != 0 &&
 			    strcmp(optarg, "jsonl") != 0)
 				errx(2, "bad input format '%s': lines or jsonl",
-				    optarg);
+				    V(optarg));
 			c.jsonl_in = optarg[0] == 'j';
 			break;
 		case 'o':
 			if (strcmp(optarg, "text") != 0 &&
 			    strcmp(optarg, "jsonl") != 0)
 				errx(2, "bad output format '%s': text or jsonl",
-				    optarg);
+				    V(optarg));
 			c.acks = optarg[0] == 'j' ? 2 : 1;
 			break;
 		case 'k':
@@ -329,19 +334,19 @@ main(int argc, char *argv[])
 			break;
 		case 'f':
 			if (kds_parse_uint(optarg, 1000000, &v) == -1 || v < 1)
-				errx(2, "bad field number '%s'", optarg);
+				errx(2, "bad field number '%s'", V(optarg));
 			c.field = (unsigned long)v;
 			break;
 		case 'd':
 			if (strlen(optarg) != 1)
 				errx(2, "bad delimiter '%s': one character",
-				    optarg);
+				    V(optarg));
 			c.delim = optarg[0];
 			break;
 		case 'E':
 			if (kds_hashkey_parse(optarg, &hk) == -1)
-				errx(2, "bad explicit hash key '%.64s': a decimal "
-				    "in [0, 2^128-1]", optarg);
+				errx(2, "bad explicit hash key '%s': a decimal "
+				    "in [0, 2^128-1]", V(optarg));
 			c.hashkey = optarg;
 			break;
 		case 'S':
@@ -356,7 +361,7 @@ main(int argc, char *argv[])
 				sync = KDS_SYNC_NEVER;
 			else
 				errx(2, "bad --sync '%s': exit, always or never",
-				    optarg);
+				    V(optarg));
 			break;
 		case 'h':
 			help();
@@ -379,26 +384,27 @@ main(int argc, char *argv[])
 	if (c.jsonl_in && (c.key != NULL || c.field > 0))
 		errx(2, "-i jsonl takes the partition key from each record");
 	c.stream = argv[0];
+	c.name = kds_printable(argv[0], name, sizeof(name));
 
 	/* A file size limit must fail a write, not kill us mid-batch. */
 	signal(SIGXFSZ, SIG_IGN);
 	if ((st = kds_stream_open(c.stream, &e)) == NULL)
-		errx(1, "%s: %s", c.stream, e.msg);
+		errx(1, "%s: %s", c.name, e.msg);
 	if ((c.p = kds_producer_new(st, sync, c.acks ? ack : NULL, &c,
 	    &e)) == NULL)
-		errx(1, "%s: %s", c.stream, e.msg);
+		errx(1, "%s: %s", c.name, e.msg);
 	read_input(&c, recdelim);
 	if (kds_producer_close(c.p, &e) == -1) {
 		c.p = NULL;
 		fflush(stdout);
-		errx(1, "%s: %s", c.stream, e.msg);
+		errx(1, "%s: %s", c.name, e.msg);
 	}
 	kds_stream_close(st);
 	free(c.scratch.buf);
 	if (fclose(stdout) == EOF)
 		err(1, "stdout");
 	if (c.skipped > 0)
-		warnx("%s: skipped %llu invalid record%s (first: %s)", c.stream,
+		warnx("%s: skipped %llu invalid record%s (first: %s)", c.name,
 		    c.skipped, c.skipped == 1 ? "" : "s", c.first_skip);
 	return 0;
 }

@@ -21,9 +21,6 @@ struct slot {
 	struct kds_shard_writer	*w;
 	unsigned char		*buf;		/* frames, unsealed */
 	size_t			 len, cap, nframes;
-	uint64_t		 first_counter;	/* after the write */
-	uint64_t		 acked;		/* acks given out of this batch */
-	size_t			 stored;	/* of a failed write, in the shard */
 };
 
 struct route {
@@ -31,9 +28,13 @@ struct route {
 	size_t			slot;
 };
 
+/* A record of the batch.  A slot's frames are its pending records' in
+ * input order; the write gives each its counter. */
 struct pending {
 	unsigned __int128	hash;
 	size_t			slot;
+	uint64_t		counter;	/* once written */
+	int			written;
 };
 
 struct kds_producer {
@@ -224,6 +225,7 @@ kds_producer_add(struct kds_producer *p, const struct kds_put_record *r,
 	s->nframes++;
 	p->recs[p->nrecs].hash = h;
 	p->recs[p->nrecs].slot = si;
+	p->recs[p->nrecs].written = 0;
 	p->nrecs++;
 	p->bytes += flen;
 	if (p->bytes >= BATCH_BYTES || p->nrecs == BATCH_RECORDS)
@@ -232,44 +234,76 @@ kds_producer_add(struct kds_producer *p, const struct kds_put_record *r,
 }
 
 /*
- * The shard of slot `from` was closed by a reshard: move its frames, in
- * order, to the slots that now own their hash keys.
+ * A shard of the batch was closed by a reshard: route every record not yet
+ * written again, by its hash key, over the shards open now.  The slots are
+ * rebuilt in input order, so that a child taking records from two parents
+ * (a merge) holds them in the order they came, as their acks say.
  */
 static int
-reroute(struct kds_producer *p, size_t from, struct kds_err *e)
+reroute(struct kds_producer *p, struct kds_err *e)
 {
-	unsigned char *buf = p->slots[from].buf;
-	size_t len = p->slots[from].len, off = 0;
+	struct old { unsigned char *buf; size_t off; } *old;
+	size_t nold = p->nslots;
+	int rc = -1;
 
+	if ((old = calloc(nold, sizeof(*old))) == NULL)
+		return kds_fail_errno(e, "producer");
+	for (size_t i = 0; i < nold; i++) {
+		struct slot *s = &p->slots[i];
+
+		if (s->nframes == 0)
+			continue;
+		old[i].buf = s->buf;
+		s->buf = NULL;
+		s->len = s->cap = s->nframes = 0;
+	}
 	if (build_routes(p, e) == -1)
-		return -1;
-	p->slots[from].buf = NULL;
-	p->slots[from].len = p->slots[from].cap = p->slots[from].nframes = 0;
-	for (size_t i = 0; i < p->nrecs && off < len; i++) {
+		goto out;
+	for (size_t k = 0; k < p->nrecs; k++) {
+		struct pending *r = &p->recs[k];
+		struct old *o = &old[r->slot];
 		struct slot *s;
 		uint32_t flen;
 		size_t to;
 
-		if (p->recs[i].slot != from)
+		if (r->written)
 			continue;
-		flen = get_le32(buf + off + 8);
-		if (route(p, p->recs[i].hash, &to) == -1) {
-			free(buf);
-			return kds_fail(e, 0, "no open shard for the hash key");
+		flen = get_le32(o->buf + o->off + 8);
+		if (route(p, r->hash, &to) == -1) {
+			kds_fail(e, 0, "no open shard for the hash key");
+			goto out;
 		}
 		s = &p->slots[to];
-		if (slot_reserve(s, flen, e) == -1) {
-			free(buf);
-			return -1;
-		}
-		memcpy(s->buf + s->len, buf + off, flen);
+		if (slot_reserve(s, flen, e) == -1)
+			goto out;
+		memcpy(s->buf + s->len, o->buf + o->off, flen);
 		s->len += flen;
 		s->nframes++;
-		p->recs[i].slot = to;
-		off += flen;
+		r->slot = to;
+		o->off += flen;
 	}
-	free(buf);
-	return 0;
+	rc = 0;
+out:
+	for (size_t i = 0; i < nold; i++)
+		free(old[i].buf);
+	free(old);
+	return rc;
+}
+
+/* The first n pending records of slot i are in its shard from counter
+ * first on. */
+static void
+mark_written(struct kds_producer *p, size_t i, uint64_t first, size_t n)
+{
+	for (size_t k = 0; k < p->nrecs && n > 0; k++) {
+		struct pending *r = &p->recs[k];
+
+		if (r->slot != i || r->written)
+			continue;
+		r->counter = first++;
+		r->written = 1;
+		n--;
+	}
 }
 
 static int
@@ -287,8 +321,11 @@ write_slot(struct kds_producer *p, size_t i, struct kds_err *e)
 		if (rc == -1)
 			return -1;
 		if (rc == 0) {
+			uint64_t first;
+			size_t stored;
+
 			rc = kds_shard_writer_append(s->w, s->buf, s->len,
-			    s->nframes, &s->first_counter, &s->stored, e);
+			    s->nframes, &first, &stored, e);
 			kds_shard_writer_end(s->w);
 			/*
 			 * Group commit: fsync after the lock is released, so
@@ -299,11 +336,12 @@ write_slot(struct kds_producer *p, size_t i, struct kds_err *e)
 			 */
 			if (rc == 0 && p->sync == KDS_SYNC_ALWAYS &&
 			    (rc = kds_shard_writer_sync(s->w, e)) == -1)
-				s->stored = 0;
+				stored = 0;
+			mark_written(p, i, first, stored);
 			return rc;
 		}
 		/* Closed under us; its records go where they belong now. */
-		return reroute(p, i, e) == -1 ? -1 : 1;
+		return reroute(p, e) == -1 ? -1 : 1;
 	}
 }
 
@@ -326,9 +364,8 @@ kds_producer_flush(struct kds_producer *p, struct kds_err *e)
 			i = (size_t)-1;		/* rerouted: start over */
 			continue;
 		}
-		p->slots[i].acked = 0;
 		p->slots[i].len = 0;
-		p->slots[i].nframes = 0;	/* written: see below */
+		p->slots[i].nframes = 0;
 	}
 	/*
 	 * After a failure, ack the records before the first one not stored:
@@ -337,21 +374,19 @@ kds_producer_flush(struct kds_producer *p, struct kds_err *e)
 	 * when a PutRecords answer is lost; never the other way round.
 	 */
 	for (size_t k = 0; k < p->nrecs && p->ack != NULL; k++) {
-		struct slot *s = &p->slots[p->recs[k].slot];
+		const struct pending *r = &p->recs[k];
+		uint64_t shard = p->slots[r->slot].shard;
 		struct kds_ack a;
 
-		if (rc == -1 && s->nframes != 0 && s->acked >= s->stored)
+		if (!r->written)
 			break;
-		kds_shard_id(s->shard, a.shard_id);
-		kds_seq_format(s->shard, s->first_counter + s->acked++,
-		    a.sequence);
+		kds_shard_id(shard, a.shard_id);
+		kds_seq_format(shard, r->counter, a.sequence);
 		p->ack(p->ack_arg, &a);
 	}
 	for (i = 0; i < p->nslots; i++) {
 		p->slots[i].len = 0;
 		p->slots[i].nframes = 0;
-		p->slots[i].acked = 0;
-		p->slots[i].stored = 0;
 	}
 	p->nrecs = 0;
 	p->bytes = 0;

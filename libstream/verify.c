@@ -348,11 +348,13 @@ index_rewrite(int dirfd, const char *idxname, const struct frames *fr,
 		}
 	}
 	fd = openat(dirfd, idxname, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
-	    0666);
+	    KDS_FILE_MODE);
 	if (fd == -1) {
 		kds_fail_errno(e, "%s", idxname);
 		goto out;
 	}
+	if (kds_perm_fix(dirfd, fd, idxname, e) == -1)
+		goto out;
 	if (ftruncate(fd, 0) == -1) {
 		kds_fail_errno(e, "%s: truncate", idxname);
 		goto out;

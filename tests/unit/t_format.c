@@ -112,12 +112,12 @@ bad_specs(void)
 	static const struct { const char *spec, *msg; } t[] = {
 		{ "%x", "format: unknown token '%x'" },
 		{ "%s %q", "format: unknown token '%q'" },
-		{ "%", "format: unknown token '% '" },
-		{ "abc%", "format: unknown token '% '" },
+		{ "%", "format: '%' at the end" },
+		{ "abc%", "format: '%' at the end" },
 		{ "\\q", "format: unknown escape '\\q'" },
 		{ "%s\\x41", "format: unknown escape '\\x'" },
-		{ "\\", "format: unknown escape '\\ '" },
-		{ "%s\\", "format: unknown escape '\\ '" },
+		{ "\\", "format: '\\' at the end" },
+		{ "%s\\", "format: '\\' at the end" },
 	};
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
