@@ -18,8 +18,8 @@ usage(void)
 {
 	fprintf(stderr, "usage: kds-create [-n shards] [-r retention] "
 	    "[--segment-bytes size]\n"
-	    "                  [--segment-age duration] [--group group] "
-	    "stream\n");
+	    "                  [--segment-age duration] [--group group]\n"
+	    "                  [--compress-after duration] stream\n");
 	exit(2);
 }
 
@@ -27,7 +27,8 @@ static void
 help(void)
 {
 	printf("usage: kds-create [-n shards] [-r retention] [--segment-bytes size]\n"
-	    "                  [--segment-age duration] [--group group] stream\n"
+	    "                  [--segment-age duration] [--group group]\n"
+	    "                  [--compress-after duration] stream\n"
 	    "  -n, --shards N            shards, 1 to %d (default 1)\n"
 	    "  -r, --retention DURATION  keep records this long: 90s, 30m, 24h, 7d;\n"
 	    "                            at most 8760h (default 24h)\n"
@@ -35,6 +36,9 @@ help(void)
 	    "                            (default 64M)\n"
 	    "      --segment-age DURATION  or past this age (default 1h)\n"
 	    "      --group GROUP         the members of GROUP may all write and read\n"
+	    "      --compress-after DURATION  kds-expire compresses sealed segments\n"
+	    "                            whose newest record is this old: 0s to 8760h\n"
+	    "                            (default: never)\n"
 	    "  -h, --help                show this help\n"
 	    "  -V, --version             show the version\n", KDS_MAX_SHARDS);
 	if (fflush(stdout) == EOF)
@@ -75,11 +79,12 @@ main(int argc, char *argv[])
 		{ "segment-bytes", required_argument, NULL, 'B' },
 		{ "segment-age", required_argument, NULL, 'A' },
 		{ "group", required_argument, NULL, 'G' },
+		{ "compress-after", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct kds_create_opts o = { 1, 24 * 3600, 64 << 20, 3600 };
+	struct kds_create_opts o = { 1, 24 * 3600, 64 << 20, 3600, 0, 0 };
 	struct kds_err e;
 	const char *group = NULL;
 	char name[1024], val[80];
@@ -118,6 +123,13 @@ main(int argc, char *argv[])
 			if (group_id(group, &gid) == -1)
 				errx(2, "bad group '%s': no such group",
 				    V(group));
+			break;
+		case 'C':
+			if (kds_parse_duration(optarg, &o.compress_after_s) == -1 ||
+			    o.compress_after_s > 8760 * 3600)
+				errx(2, "bad compress-after '%s': a number and s, "
+				    "m, h or d, from 0s to 8760h", V(optarg));
+			o.compress = 1;
 			break;
 		case 'h':
 			help();

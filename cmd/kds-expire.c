@@ -1,7 +1,8 @@
 /*
  * kds-expire: remove the records a stream's retention has passed, a whole
  * segment at a time, optionally archiving them first to tar.zst files
- * named as Kinesis Data Firehose names its S3 objects.  Quiet unless told
+ * named as Kinesis Data Firehose names its S3 objects; then compress the
+ * sealed segments past the stream's compress-after.  Quiet unless told
  * otherwise, so that it can run from cron.
  */
 #include <sys/stat.h>
@@ -17,7 +18,8 @@
 #include "kds.h"
 
 #define SYNOPSIS "usage: kds-expire [-nv] [-a dir] [-r retention] " \
-	"[--no-wait] stream ...\n"
+	"[--compress-after duration]\n" \
+	"                  [--no-wait] stream ...\n"
 
 struct run {
 	const char	*stream;
@@ -51,6 +53,9 @@ help(void)
 	    "  -a, --archive DIR        archive expired segments under DIR first\n"
 	    "  -r, --retention DURATION change the retention first: 90s, 30m, 24h, 7d;\n"
 	    "                           at most 8760h\n"
+	    "      --compress-after DURATION  change compress-after first, then\n"
+	    "                           compress sealed segments whose newest record\n"
+	    "                           is this old: 0s to 8760h\n"
 	    "  -n, --dry-run            say what would be done, do nothing\n"
 	    "  -v, --verbose            say what is done\n"
 	    "      --no-wait            skip a stream that another process has locked\n"
@@ -137,6 +142,7 @@ main(int argc, char *argv[])
 	static const struct option longopts[] = {
 		{ "archive", required_argument, NULL, 'a' },
 		{ "retention", required_argument, NULL, 'r' },
+		{ "compress-after", required_argument, NULL, 'C' },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "no-wait", no_argument, NULL, 'W' },
@@ -144,7 +150,7 @@ main(int argc, char *argv[])
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct kds_expire_opts o = { .report = report };
+	struct kds_expire_opts o = { .report = report, .compress_after_s = -1 };
 	struct run r = { 0 };
 	struct stat sb;
 	char val[1024];
@@ -161,6 +167,13 @@ main(int argc, char *argv[])
 			    o.retention_s < 1 || o.retention_s > 8760 * 3600)
 				errx(2, "bad retention '%s': a number and s, m, "
 				    "h or d, from 1s to 8760h",
+				    kds_printable(optarg, val, sizeof(val)));
+			break;
+		case 'C':
+			if (kds_parse_duration(optarg, &o.compress_after_s) == -1 ||
+			    o.compress_after_s > 8760 * 3600)
+				errx(2, "bad compress-after '%s': a number and s, "
+				    "m, h or d, from 0s to 8760h",
 				    kds_printable(optarg, val, sizeof(val)));
 			break;
 		case 'n':

@@ -130,8 +130,8 @@ _kds()
 	case $1 in
 	kds-create)
 		opts='-n --shards -r --retention --segment-bytes --segment-age
-		    --group -h --help -V --version'
-		_kds_argopts='-n --shards -r --retention --segment-bytes --segment-age --group'
+		    --group --compress-after -h --help -V --version'
+		_kds_argopts='-n --shards -r --retention --segment-bytes --segment-age --group --compress-after'
 		;;
 	kds-put)
 		opts='-0 --null -p --print-sequence -i --input -o --output
@@ -152,9 +152,9 @@ _kds()
 		_kds_argopts=''
 		;;
 	kds-expire)
-		opts='-a --archive -r --retention -n --dry-run -v --verbose
-		    --no-wait -h --help -V --version'
-		_kds_argopts='-a --archive -r --retention'
+		opts='-a --archive -r --retention --compress-after -n --dry-run
+		    -v --verbose --no-wait -h --help -V --version'
+		_kds_argopts='-a --archive -r --retention --compress-after'
 		;;
 	kds-reshard)
 		if [[ $cur == -* ]]; then

@@ -132,6 +132,7 @@ complete -c kds-create -s r -l retention -x -d 'How long records stay readable (
 complete -c kds-create -l segment-bytes -x -d 'Size past which a new segment starts (4096-1G)'
 complete -c kds-create -l segment-age -x -d 'Age past which a new segment starts'
 complete -c kds-create -l group -x -a '(__fish_complete_groups)' -d 'Share the stream with the members of this group'
+complete -c kds-create -l compress-after -x -d 'kds-expire compresses sealed segments this old (0s-8760h)'
 complete -c kds-create -x -a '(__fish_complete_directories (commandline -ct) Directory)'
 
 complete -c kds-put -s 0 -l null -d 'Input records end with NUL'
@@ -172,6 +173,7 @@ complete -c kds-describe -x -a '(__kds_streams)'
 
 complete -c kds-expire -s a -l archive -x -a '(__fish_complete_directories (commandline -ct) Directory)' -d 'Archive expired segments under this directory'
 complete -c kds-expire -s r -l retention -x -d 'Change the retention first (1s-8760h)'
+complete -c kds-expire -l compress-after -x -d 'Change compress-after first, then compress (0s-8760h)'
 complete -c kds-expire -s n -l dry-run -d 'Say what would be done, do nothing'
 complete -c kds-expire -s v -l verbose -d 'Say what is done'
 complete -c kds-expire -l no-wait -d 'Skip a stream that another process has locked'

@@ -184,6 +184,50 @@ out:
 	return rc;
 }
 
+/*
+ * Write a compressed segment into the archive as the SEQ.seg it was:
+ * its header, then each block decompressed (kds-stream(5), Archives).
+ * Every block is checked on the way; a damaged one fails the archive.
+ */
+static int
+copy_zseg(struct archive *a, const char *what, int shard_dirfd,
+    uint64_t shard, const struct kds_archive_member *m,
+    kds_archive_progress_fn *progress, void *arg, struct kds_err *e)
+{
+	struct kds_zseg_walk w;
+	int rc;
+
+	if (kds_zseg_walk_open(shard_dirfd, shard, m->first, &w, e) == -1)
+		return -1;
+	if (w.h.size != m->size) {
+		kds_fail(e, 0, "%s: offset 0: segment size changed", w.where);
+		goto fail;
+	}
+	if (archive_write_data(a, w.h.seghdr, SEG_HEADER_LEN) !=
+	    SEG_HEADER_LEN) {
+		archive_fail(e, a, what, "write");
+		goto fail;
+	}
+	while ((rc = kds_zseg_walk_next(&w, e)) == 1) {
+		if (archive_write_data(a, w.buf, w.b.raw_len) !=
+		    (la_ssize_t)w.b.raw_len) {
+			archive_fail(e, a, what, "write");
+			goto fail;
+		}
+		if (progress != NULL)
+			progress(arg, w.b.raw_len);
+	}
+	if (rc == -1)
+		goto fail;
+	if (progress != NULL)
+		progress(arg, SEG_HEADER_LEN);
+	kds_zseg_walk_close(&w);
+	return 0;
+fail:
+	kds_zseg_walk_close(&w);
+	return -1;
+}
+
 /* Copy one segment, [0, m->size), into the archive. */
 static int
 add_member(struct archive *a, const char *what, int shard_dirfd,
@@ -199,8 +243,10 @@ add_member(struct archive *a, const char *what, int shard_dirfd,
 	kds_shard_id(shard, id);
 	kds_seg_name(shard, m->first, ".seg", seg, sizeof(seg));
 	snprintf(path, sizeof(path), "%s/%s/%s", stream, id, seg);
-	fd = openat(shard_dirfd, seg, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd == -1)
+	if (m->compressed)
+		fd = -1;
+	else if ((fd = openat(shard_dirfd, seg, O_RDONLY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1)
 		return kds_fail_errno(e, "%s/%s", id, seg);
 	if ((ent = archive_entry_new()) == NULL) {
 		kds_fail_errno(e, "%s", what);
@@ -214,6 +260,10 @@ add_member(struct archive *a, const char *what, int shard_dirfd,
 	    (long)(m->oldest_ms % 1000) * 1000000);
 	if (archive_write_header(a, ent) != ARCHIVE_OK) {
 		archive_fail(e, a, what, "write");
+		goto out;
+	}
+	if (m->compressed) {
+		rc = copy_zseg(a, what, shard_dirfd, shard, m, progress, arg, e);
 		goto out;
 	}
 	while (off < m->size) {
@@ -243,7 +293,8 @@ add_member(struct archive *a, const char *what, int shard_dirfd,
 	rc = 0;
 out:
 	archive_entry_free(ent);
-	close(fd);
+	if (fd != -1)
+		close(fd);
 	return rc;
 }
 

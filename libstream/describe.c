@@ -18,12 +18,14 @@
 
 #include "internal.h"
 
-/* The shard's files: segments counted, every file's bytes summed. */
+/* The shard's files: segments counted, every file's bytes summed, so
+ * that compressed segments count as what they take on disk. */
 static int
 shard_files(int dirfd, struct kds_shard_desc *d, struct kds_err *e)
 {
 	struct dirent *de;
 	struct stat sb;
+	char seg[256];
 	DIR *dir;
 	int fd;
 
@@ -41,6 +43,14 @@ shard_files(int dirfd, struct kds_shard_desc *d, struct kds_err *e)
 		d->bytes += (uint64_t)sb.st_size;
 		if (n > 4 && strcmp(de->d_name + n - 4, ".seg") == 0)
 			d->segments++;
+		/* A compressed one, unless its SEQ.seg is still there. */
+		if (n > 5 && n < sizeof(seg) &&
+		    strcmp(de->d_name + n - 5, ".zseg") == 0) {
+			snprintf(seg, sizeof(seg), "%.*s.seg", (int)n - 5,
+			    de->d_name);
+			if (faccessat(dirfd, seg, F_OK, AT_SYMLINK_NOFOLLOW) == -1)
+				d->segments++;
+		}
 	}
 	closedir(dir);
 	return 0;

@@ -26,6 +26,12 @@
 #define TAIL_MAGIC		"KDSTAIL1"
 #define TAIL_LEN		64
 #define TAIL_CLOSED		1	/* tail flag: a reshard closed the shard */
+#define ZSEG_MAGIC		"KDSZSG"
+#define ZSEG_HEADER_LEN		96
+#define ZBLOCK_HEADER_LEN	48
+#define ZBLOCK_TARGET		(128 * 1024)	/* a block ends at or past this */
+#define ZBLOCK_MAX		(ZBLOCK_TARGET - 1 + FRAME_MAX_LEN)
+#define ZIDX_ENTRY_LEN		40
 #define SEQ_SHARD_SCALE		100000000000000000000.0L	/* 10^20 */
 #define COUNTER_LIMIT		UINT64_C(10000000000000000000)	/* 10^19 */
 
@@ -98,6 +104,8 @@ struct kds_meta {
 	int64_t			retention_s;
 	uint64_t		segment_bytes;
 	int64_t			segment_age_s;
+	int			compress;	/* a compress-after line */
+	int64_t			compress_after_s;
 	uint64_t		next_shard;
 	size_t			nshards;
 	struct kds_shard	*shards;	/* ascending shard number */
@@ -163,6 +171,8 @@ const char *kds_seg_header_check(const unsigned char *, size_t, uint64_t,
 	    uint64_t, struct kds_seg_header *);
 int	kds_seg_create(int shard_dirfd, uint64_t shard, uint64_t counter,
 	    int64_t created_ms, struct kds_seg_header *, struct kds_err *);
+/* The first counters of the shard's segments, .seg or .zseg, ascending,
+ * each once. */
 int	kds_seg_list(int shard_dirfd, uint64_t shard, uint64_t **counters,
 	    size_t *n, struct kds_err *);
 
@@ -190,7 +200,7 @@ int	kds_tail_is_torn(int fd, uint64_t off, uint64_t size, uint64_t salt,
 struct kds_index_entry {
 	uint64_t	counter;
 	int64_t		arrival_ms;
-	uint64_t	offset;
+	uint64_t	offset;		/* .zidx: of the block in SEQ.zseg */
 };
 void	kds_index_entry_encode(unsigned char out[INDEX_ENTRY_LEN],
 	    const struct kds_index_entry *);
@@ -200,6 +210,76 @@ size_t	kds_index_find_counter(const struct kds_index_entry *, size_t n,
 	    uint64_t counter);
 size_t	kds_index_find_time(const struct kds_index_entry *, size_t n,
 	    int64_t ms);
+
+/*
+ * zseg.c: compressed segments (kds-stream(5), COMPRESSED SEGMENTS): zstd
+ * blocks of whole frames, byte for byte those of the SEQ.seg they replace.
+ */
+struct kds_zseg_header {
+	struct kds_seg_header	seg;
+	unsigned char		seghdr[SEG_HEADER_LEN];	/* as in SEQ.seg */
+	uint64_t		last_counter;
+	int64_t			first_arrival, last_arrival;
+	uint64_t		size;		/* of SEQ.seg: 48 + frames */
+};
+struct kds_zblock {
+	uint64_t	off;		/* of its header in SEQ.zseg */
+	uint64_t	seg_off;	/* of its first frame in SEQ.seg */
+	uint64_t	first_counter;
+	int64_t		first_arrival;
+	uint32_t	raw_len, comp_len;
+	uint64_t	sum;		/* of the compressed bytes */
+};
+/* A decompressor and its input buffer, shared by the shards of a reader:
+ * only one block is decompressed at a time.  Zeroed is empty. */
+struct kds_zbuf {
+	void		*dctx;
+	unsigned char	*cbuf;
+	size_t		 ccap;
+};
+const char *kds_zseg_header_check(const unsigned char *, size_t,
+	    uint64_t shard, uint64_t first, struct kds_zseg_header *);
+/* Read SEQ.zseg's header: 0, 1 when there is no SEQ.zseg, -1. */
+int	kds_zseg_header_read(int shard_dirfd, uint64_t shard, uint64_t first,
+	    struct kds_zseg_header *, struct kds_err *);
+/* Load the block at off of a SEQ.zseg of fsize bytes into *buf (grown to
+ * fit; the caller owns it): 0, 1 when it does not check out (*why says
+ * how; b->off is off when at least its header does, else 0), -1 on an
+ * I/O error. */
+int	kds_zblock_load(int fd, uint64_t off, uint64_t fsize, uint64_t salt,
+	    struct kds_zbuf *, struct kds_zblock *, unsigned char **buf,
+	    size_t *cap, const char **why, struct kds_err *);
+void	kds_zbuf_free(struct kds_zbuf *);
+/* Load SEQ.zidx beside zsegname, as kds_index_load does SEQ.idx; the
+ * offsets are of blocks, and (*inner)[i] that of entry i's frame in its
+ * block.  The caller frees both arrays. */
+int	kds_zidx_load(int shard_dirfd, const char *zsegname,
+	    struct kds_index_entry **, uint32_t **inner, size_t *n);
+/* Convert SEQ.seg of a shard to SEQ.zseg and SEQ.zidx, steps 1 to 4 of
+ * kds-stream(5), COMPRESSION: SEQ.seg and SEQ.idx are the caller's to
+ * remove.  A frame that does not check out fails it, naming SEQ.seg. */
+struct kds_zseg_stats {
+	uint64_t	records, raw_size, size;
+};
+int	kds_zseg_compress(int shard_dirfd, uint64_t shard, uint64_t first,
+	    struct kds_zseg_stats *, struct kds_err *);
+/* Every block of a SEQ.zseg in order, checked, decompressed: for those
+ * that read a compressed segment whole (archives, verify). */
+struct kds_zseg_walk {
+	int			fd;
+	uint64_t		fsize, next, seg_off;
+	struct kds_zseg_header	h;
+	struct kds_zblock	b;
+	struct kds_zbuf		z;
+	unsigned char		*buf;		/* b.raw_len bytes */
+	size_t			cap;
+	char			where[KDS_SHARD_ID_LEN + 1 + 64];
+};
+int	kds_zseg_walk_open(int shard_dirfd, uint64_t shard, uint64_t first,
+	    struct kds_zseg_walk *, struct kds_err *);
+/* 1 a block in w->buf, 0 the end, -1 (corruption named with offset). */
+int	kds_zseg_walk_next(struct kds_zseg_walk *, struct kds_err *);
+void	kds_zseg_walk_close(struct kds_zseg_walk *);
 
 /* shard_writer.c: appending batches of sealed frames to one shard. */
 struct kds_shard_writer;
@@ -243,6 +323,7 @@ struct kds_archive_member {
 	uint64_t	first;		/* first counter: the segment's name */
 	uint64_t	size;		/* bytes: header and whole frames */
 	int64_t		oldest_ms;	/* its first record's arrival */
+	int		compressed;	/* read it from SEQ.zseg */
 };
 typedef void kds_archive_progress_fn(void *arg, uint64_t bytes);
 int	kds_archive_dir_open(const char *dir, const char *stream,

@@ -75,6 +75,8 @@ struct kds_create_opts {
 	int64_t		retention_s;
 	uint64_t	segment_bytes;
 	int64_t		segment_age_s;
+	int		compress;	/* compress segments after: */
+	int64_t		compress_after_s;
 };
 
 /*
@@ -283,15 +285,19 @@ int	kds_stream_verify(struct kds_stream *, int repair, kds_verify_fn *,
 /*
  * retention.c: kds-expire (kds-stream(5), RETENTION).  Removes the segments
  * the retention has passed, archiving them first when archive_dir is set,
- * and closed shards whose records have all expired.  Holds STREAM/lock for
- * the whole call.  report gets one line per thing done (or, with dry_run,
- * that would be done); progress, the bytes archived so far and in all.
+ * and closed shards whose records have all expired; then compresses the
+ * sealed segments that compress-after has passed (COMPRESSION).  Holds
+ * STREAM/lock for the whole call.  report gets one line per thing done (or,
+ * with dry_run, that would be done); progress, the bytes archived so far
+ * and in all.
  * Returns 0, 1 when nowait and another holds STREAM/lock, or -1.
  */
 typedef void kds_report_fn(void *arg, const char *line);
 typedef void kds_progress_fn(void *arg, uint64_t done, uint64_t total);
 struct kds_expire_opts {
 	int64_t		 retention_s;	/* > 0: change the retention first */
+	int64_t		 compress_after_s; /* >= 0: change compress-after
+					    first; -1: keep */
 	const char	*archive_dir;	/* NULL: remove without archiving */
 	int		 dry_run;
 	int		 nowait;

@@ -157,7 +157,8 @@ parse_line(char *line, struct kds_meta *m, size_t *cap)
 	}
 	if (strcmp(line, "created") != 0 && strcmp(line, "retention") != 0 &&
 	    strcmp(line, "segment-bytes") != 0 &&
-	    strcmp(line, "segment-age") != 0 && strcmp(line, "next-shard") != 0)
+	    strcmp(line, "segment-age") != 0 && strcmp(line, "next-shard") != 0 &&
+	    strcmp(line, "compress-after") != 0)
 		return -2;
 	if (kds_parse_uint(val, INT64_MAX, &v) == -1)
 		return -1;
@@ -175,6 +176,10 @@ parse_line(char *line, struct kds_meta *m, size_t *cap)
 		m->segment_age_s = (int64_t)v;
 	else if (strcmp(line, "next-shard") == 0)
 		m->next_shard = v;
+	else if (strcmp(line, "compress-after") == 0 && !m->compress) {
+		m->compress = 1;
+		m->compress_after_s = (int64_t)v;
+	}
 	else
 		return -1;
 	return 0;
@@ -276,6 +281,8 @@ kds_meta_write(int dirfd, const struct kds_meta *m, struct kds_err *e)
 	fprintf(f, "retention %" PRId64 "\n", m->retention_s);
 	fprintf(f, "segment-bytes %" PRIu64 "\n", m->segment_bytes);
 	fprintf(f, "segment-age %" PRId64 "\n", m->segment_age_s);
+	if (m->compress)
+		fprintf(f, "compress-after %" PRId64 "\n", m->compress_after_s);
 	fprintf(f, "next-shard %" PRIu64 "\n", m->next_shard);
 	for (size_t i = 0; i < m->nshards; i++) {
 		const struct kds_shard *sh = &m->shards[i];

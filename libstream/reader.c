@@ -34,12 +34,12 @@
 #define DESCRIBE_CHUNK	4096		/* a peek, not a read */
 
 static void
-set_segname(struct shard_reader *r, uint64_t counter)
+set_segname(struct shard_reader *r, uint64_t counter, const char *suffix)
 {
 	char id[KDS_SHARD_ID_LEN + 1], seg[64];
 
 	kds_shard_id(r->shard, id);
-	kds_seg_name(r->shard, counter, ".seg", seg, sizeof(seg));
+	kds_seg_name(r->shard, counter, suffix, seg, sizeof(seg));
 	snprintf(r->segname, sizeof(r->segname), "%s/%s", id, seg);
 }
 
@@ -49,6 +49,28 @@ corrupt(struct shard_reader *r, uint64_t off, const char *why,
 {
 	return kds_fail(e, 0, "%s: offset %llu: %s", r->segname,
 	    (unsigned long long)off, why);
+}
+
+/* In a compressed segment: the offset is the block's in the file, and a
+ * frame's own is its offset in the segment (kds-stream(5)). */
+static int
+zcorrupt(struct shard_reader *r, uint64_t off, const char *why,
+    struct kds_err *e)
+{
+	if (r->blk_off == 0)
+		return corrupt(r, r->zsize, why, e);
+	return kds_fail(e, 0, "%s: offset %llu: segment offset %llu: %s",
+	    r->segname, (unsigned long long)r->blk_off,
+	    (unsigned long long)off, why);
+}
+
+/* Forget what buf holds: the next peek reads afresh at off. */
+static void
+invalidate(struct shard_reader *r)
+{
+	r->len = 0;
+	r->eof = 0;
+	r->blk_off = 0;
 }
 
 static int
@@ -77,36 +99,129 @@ relist(struct shard_reader *r, struct kds_err *e)
 	return 0;
 }
 
-/* Open segment i at its first frame.  0, 1 when it has gone (expired). */
+/*
+ * Open segment i at its first frame: SEQ.seg, or when it is not there,
+ * SEQ.zseg, which replaces it (kds-stream(5), COMPRESSED SEGMENTS).
+ * 0, 1 when it has gone (expired).
+ */
 static int
 open_seg(struct shard_reader *r, size_t i, struct kds_err *e)
 {
-	unsigned char h[SEG_HEADER_LEN];
+	unsigned char h[ZSEG_HEADER_LEN];
 	char name[64];
 	const char *why;
+	struct stat sb;
 	ssize_t n;
 
 	if (r->segfd != -1)
 		close(r->segfd);
 	r->cur = i;
-	r->len = 0;
-	r->eof = 0;
-	set_segname(r, r->segs[i]);
+	r->compressed = 0;
+	invalidate(r);
+	set_segname(r, r->segs[i], ".seg");
 	kds_seg_name(r->shard, r->segs[i], ".seg", name, sizeof(name));
 	r->segfd = openat(r->dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (r->segfd == -1 && errno == ENOENT)
-		return 1;
+	if (r->segfd == -1 && errno == ENOENT) {
+		set_segname(r, r->segs[i], ".zseg");
+		kds_seg_name(r->shard, r->segs[i], ".zseg", name, sizeof(name));
+		r->segfd = openat(r->dirfd, name, O_RDONLY | O_NOFOLLOW |
+		    O_CLOEXEC);
+		if (r->segfd == -1 && errno == ENOENT)
+			return 1;
+		r->compressed = 1;
+	}
 	if (r->segfd == -1)
 		return kds_fail_errno(e, "%s", r->segname);
-	n = pread(r->segfd, h, sizeof(h), 0);
+	n = pread(r->segfd, h, r->compressed ? ZSEG_HEADER_LEN : SEG_HEADER_LEN,
+	    0);
 	if (n == -1)
 		return kds_fail_errno(e, "%s: read", r->segname);
-	if ((why = kds_seg_header_check(h, (size_t)n, r->shard, r->segs[i],
-	    &r->hdr)) != NULL)
+	if (r->compressed) {
+		if (fstat(r->segfd, &sb) == -1)
+			return kds_fail_errno(e, "%s", r->segname);
+		r->zsize = (uint64_t)sb.st_size;
+		why = kds_zseg_header_check(h, (size_t)n, r->shard, r->segs[i],
+		    &r->zh);
+		r->hdr = r->zh.seg;
+	} else {
+		why = kds_seg_header_check(h, (size_t)n, r->shard, r->segs[i],
+		    &r->hdr);
+	}
+	if (why != NULL)
 		return corrupt(r, 0, why, e);
 	r->off = SEG_HEADER_LEN;
 	r->expect = r->segs[i];
 	return 0;
+}
+
+/* Load the block at file offset at into buf.  0, or -1 (corruption). */
+static int
+zload(struct shard_reader *r, uint64_t at, struct kds_err *e)
+{
+	struct kds_zblock b;
+	const char *why;
+	int rc;
+
+	r->blk_off = 0;
+	r->len = 0;
+	if (at == r->zsize) {		/* past the last block */
+		if (r->off != r->zh.size)
+			return corrupt(r, at, "blocks end before the segment "
+			    "size", e);
+		r->buf_off = r->off;
+		r->eof = 1;
+		return 0;
+	}
+	rc = kds_zblock_load(r->segfd, at, r->zsize, r->hdr.salt, r->z, &b,
+	    &r->buf, &r->cap, &why, e);
+	if (rc == -1) {
+		struct kds_err inner = *e;
+
+		return kds_fail(e, inner.errnum, "%s: %s", r->segname, inner.msg);
+	}
+	if (rc == 1)
+		return corrupt(r, at, why, e);
+	r->buf_off = b.seg_off;
+	r->len = b.raw_len;
+	r->eof = 0;
+	r->blk_off = at;
+	r->blk_next = at + ZBLOCK_HEADER_LEN + b.comp_len;
+	return 0;
+}
+
+/*
+ * Make buf hold the block of the frame at off.  At the end of a block, the
+ * next one; inside one, nothing more (a frame that runs past its block);
+ * elsewhere, the block found by hopping over block headers from the first.
+ */
+static int
+zfill(struct shard_reader *r, struct kds_err *e)
+{
+	unsigned char p[ZBLOCK_HEADER_LEN];
+	uint64_t at = ZSEG_HEADER_LEN;
+
+	if (r->blk_off != 0 && r->off == r->buf_off + r->len)
+		return zload(r, r->blk_next, e);
+	if (r->blk_off != 0 && r->off >= r->buf_off &&
+	    r->off < r->buf_off + r->len) {
+		r->eof = 1;
+		return 0;
+	}
+	while (at < r->zsize) {
+		ssize_t n = pread(r->segfd, p, sizeof(p), (off_t)at);
+		uint64_t seg_off;
+
+		if (n == -1)
+			return kds_fail_errno(e, "%s: read", r->segname);
+		if (n != (ssize_t)sizeof(p) ||
+		    get_le64(p + 40) != kds_checksum(p, 40, r->hdr.salt))
+			return corrupt(r, at, "bad block header", e);
+		seg_off = get_le64(p);
+		if (r->off < seg_off + get_le32(p + 24))
+			break;
+		at += ZBLOCK_HEADER_LEN + get_le32(p + 28);
+	}
+	return zload(r, at, e);
 }
 
 static int open_at(struct shard_reader *, size_t, struct kds_err *);
@@ -195,13 +310,51 @@ after_removed(struct shard_reader *r, enum frame_status fs, const char *why,
  * may be the end of the data for now, or a torn tail: both are "no more".
  * Returns 0 (no more), 2 (moved on to another segment: try again) or -1.
  */
+/* Go on from a sealed segment read to its end to segment i, which must
+ * follow it.  2, or -1. */
+static int
+next_seg(struct shard_reader *r, size_t i, struct kds_err *e)
+{
+	int64_t prev = r->prev_arrival;
+	uint64_t expect = r->expect;
+	int rc = open_seg(r, i, e);
+
+	if (rc == 1)		/* we fell behind kds-expire */
+		return open_at(r, 0, e) == -1 ? -1 : 2;
+	if (rc == -1)
+		return -1;
+	r->prev_arrival = prev;
+	if (r->hdr.first_counter != expect)
+		return corrupt(r, 0, "first sequence number does not "
+		    "follow the previous segment", e);
+	return 2;
+}
+
 static int
 at_end(struct shard_reader *r, enum frame_status fs, const char *why,
     struct kds_err *e)
 {
 	struct stat sb;
+	size_t i;
 	int torn;
 
+	/* A compressed segment is sealed: nothing in it is a torn tail. */
+	if (r->compressed) {
+		if (fs != FRAME_INCOMPLETE || !r->eof || r->len != 0 ||
+		    r->off != r->zh.size)
+			return zcorrupt(r, r->off, fs == FRAME_BAD ? why :
+			    "frame runs past its block", e);
+		if (r->cur + 1 < r->nsegs)
+			return next_seg(r, r->cur + 1, e);
+		/* The shard's last segment, as far as we knew: any after it?
+		 * (Ours may have gone from the list meanwhile: read on.) */
+		if (relist(r, e) == -1)
+			return -1;
+		for (i = 0; i < r->nsegs && r->segs[i] <= r->hdr.first_counter;
+		    i++)
+			;
+		return i < r->nsegs ? next_seg(r, i, e) : 0;
+	}
 	if (r->cur + 1 >= r->nsegs) {
 		size_t had = r->nsegs;
 
@@ -211,10 +364,10 @@ at_end(struct shard_reader *r, enum frame_status fs, const char *why,
 		    r->segs[r->cur] != r->hdr.first_counter)) {
 			/* A roll (or expiry) happened: the segment we are in
 			 * may have grown before it was sealed; look again. */
-			for (size_t i = 0; i < r->nsegs; i++) {
+			for (i = 0; i < r->nsegs; i++) {
 				if (r->segs[i] == r->hdr.first_counter) {
 					r->cur = i;
-					r->len = 0;
+					invalidate(r);
 					return 2;
 				}
 			}
@@ -238,21 +391,8 @@ at_end(struct shard_reader *r, enum frame_status fs, const char *why,
 		    "bad frame length", e);
 	}
 	/* A sealed segment ends exactly on a frame boundary. */
-	if (fs == FRAME_INCOMPLETE && r->eof && r->off == r->buf_off + r->len) {
-		int64_t prev = r->prev_arrival;
-		uint64_t expect = r->expect;
-		int rc = open_seg(r, r->cur + 1, e);
-
-		if (rc == 1)		/* we fell behind kds-expire */
-			return open_at(r, 0, e) == -1 ? -1 : 2;
-		if (rc == -1)
-			return -1;
-		r->prev_arrival = prev;
-		if (r->hdr.first_counter != expect)
-			return corrupt(r, 0, "first sequence number does not "
-			    "follow the previous segment", e);
-		return 2;
-	}
+	if (fs == FRAME_INCOMPLETE && r->eof && r->off == r->buf_off + r->len)
+		return next_seg(r, r->cur + 1, e);
 	return corrupt(r, r->off, fs == FRAME_BAD ? why : "truncated frame", e);
 }
 
@@ -267,13 +407,17 @@ peek(struct shard_reader *r, struct kds_err *e)
 		int rc;
 
 		if (r->off < r->buf_off || r->off > r->buf_off + r->len) {
+			invalidate(r);
 			r->buf_off = r->off;
-			r->len = 0;
-			r->eof = 0;
 		}
 		avail = r->buf_off + r->len - r->off;
 		fs = kds_frame_decode(r->buf + (r->off - r->buf_off), avail,
 		    r->hdr.salt, &r->f, &why);
+		if (fs == FRAME_INCOMPLETE && !r->eof && r->compressed) {
+			if (zfill(r, e) == -1)
+				return -1;
+			continue;
+		}
 		if (fs == FRAME_INCOMPLETE && !r->eof) {
 			size_t want = FRAME_HEADER_LEN;
 
@@ -284,17 +428,18 @@ peek(struct shard_reader *r, struct kds_err *e)
 			continue;
 		}
 		if (fs == FRAME_OK && r->f.counter != r->expect)
-			return corrupt(r, r->off, "sequence number out of order", e);
+			return (r->compressed ? zcorrupt : corrupt)(r, r->off,
+			    "sequence number out of order", e);
 		if (fs == FRAME_OK && r->f.arrival_ms < r->prev_arrival)
-			return corrupt(r, r->off, "arrival time goes back", e);
+			return (r->compressed ? zcorrupt : corrupt)(r, r->off,
+			    "arrival time goes back", e);
 		if (fs == FRAME_OK)
 			return 1;
 		if ((rc = at_end(r, fs, why, e)) != 2)
 			return rc;
 		/* at_end moved on, or the file grew: read afresh. */
+		invalidate(r);
 		r->buf_off = r->off;
-		r->len = 0;
-		r->eof = 0;
 	}
 }
 
@@ -320,26 +465,45 @@ next_frame(struct shard_reader *r, struct kds_err *e)
 /* Start at index entry ie of the current segment, if it checks out. */
 static void
 start_at_entry(struct shard_reader *r, const struct kds_index_entry *ie,
-    struct kds_err *e)
+    uint32_t inner, struct kds_err *e)
 {
-	uint64_t off = r->off, expect = r->expect;
+	uint64_t off = r->off, expect = r->expect, first = r->hdr.first_counter;
 	int64_t prev = r->prev_arrival;
 
 	r->off = ie->offset;
 	r->expect = ie->counter;
 	r->prev_arrival = ie->arrival_ms;
-	r->len = 0;
-	r->eof = 0;
+	invalidate(r);
+	/* A .zidx entry names a block, and a frame in it. */
+	if (r->compressed && (zload(r, ie->offset, e) == -1 || r->len == 0 ||
+	    inner >= r->len))
+		goto stale;
+	if (r->compressed)
+		r->off = r->buf_off + inner;
 	if (peek(r, e) == 1 && r->f.counter == ie->counter &&
-	    r->f.arrival_ms == ie->arrival_ms && r->hdr.first_counter ==
-	    r->segs[r->cur])
+	    r->f.arrival_ms == ie->arrival_ms && r->hdr.first_counter == first)
 		return;
+stale:
 	/* A stale entry: the segment itself is the truth. */
 	r->off = off;
 	r->expect = expect;
 	r->prev_arrival = prev;
-	r->len = 0;
-	r->eof = 0;
+	invalidate(r);
+}
+
+/* The current segment's index, .idx or .zidx (whose entries name a
+ * block, and the frame's offset in it, inner). */
+static void
+load_index(struct shard_reader *r, struct kds_index_entry **ix,
+    uint32_t **inner, size_t *n)
+{
+	const char *name = r->segname + KDS_SHARD_ID_LEN + 1;
+
+	*inner = NULL;
+	if (r->compressed)
+		kds_zidx_load(r->dirfd, name, ix, inner, n);
+	else
+		kds_index_load(r->dirfd, name, ix, n);
 }
 
 static int
@@ -363,6 +527,7 @@ static int
 seek_counter(struct shard_reader *r, uint64_t counter, struct kds_err *e)
 {
 	struct kds_index_entry *ix;
+	uint32_t *inner;
 	size_t lo = 0, hi = r->nsegs, nix, k;
 	int rc;
 
@@ -376,10 +541,11 @@ seek_counter(struct shard_reader *r, uint64_t counter, struct kds_err *e)
 	}
 	if (open_at(r, lo == 0 ? 0 : lo - 1, e) == -1)
 		return -1;
-	kds_index_load(r->dirfd, r->segname + KDS_SHARD_ID_LEN + 1, &ix, &nix);
+	load_index(r, &ix, &inner, &nix);
 	if ((k = kds_index_find_counter(ix, nix, counter)) < nix)
-		start_at_entry(r, &ix[k], e);
+		start_at_entry(r, &ix[k], inner ? inner[k] : 0, e);
 	free(ix);
+	free(inner);
 	while ((rc = peek(r, e)) == 1 && r->f.counter < counter)
 		advance(r);
 	return rc == -1 ? -1 : 0;
@@ -398,6 +564,10 @@ first_arrival(struct shard_reader *r, size_t i, int64_t *ms,
 		*ms = INT64_MIN;
 		return 0;
 	}
+	if (r->compressed) {		/* its header says, checksummed */
+		*ms = r->zh.first_arrival;
+		return 0;
+	}
 	if ((rc = peek(r, e)) == -1)
 		return -1;
 	*ms = rc == 1 && r->cur == i ? r->f.arrival_ms : INT64_MAX;
@@ -408,6 +578,7 @@ static int
 seek_time(struct shard_reader *r, int64_t ms, struct kds_err *e)
 {
 	struct kds_index_entry *ix;
+	uint32_t *inner;
 	size_t lo = 0, hi = r->nsegs, nix, k;
 	int64_t t;
 	int rc;
@@ -424,10 +595,11 @@ seek_time(struct shard_reader *r, int64_t ms, struct kds_err *e)
 	}
 	if (open_at(r, lo == 0 ? 0 : lo - 1, e) == -1)
 		return -1;
-	kds_index_load(r->dirfd, r->segname + KDS_SHARD_ID_LEN + 1, &ix, &nix);
+	load_index(r, &ix, &inner, &nix);
 	if ((k = kds_index_find_time(ix, nix, ms)) < nix)
-		start_at_entry(r, &ix[k], e);
+		start_at_entry(r, &ix[k], inner ? inner[k] : 0, e);
 	free(ix);
+	free(inner);
 	while ((rc = peek(r, e)) == 1 && r->f.arrival_ms < ms)
 		advance(r);
 	return rc == -1 ? -1 : 0;
@@ -437,15 +609,18 @@ static int
 seek_latest(struct shard_reader *r, struct kds_err *e)
 {
 	struct kds_index_entry *ix;
+	uint32_t *inner;
 	size_t nix;
 	int rc;
 
 	if (open_at(r, r->nsegs - 1, e) == -1)
 		return -1;
-	kds_index_load(r->dirfd, r->segname + KDS_SHARD_ID_LEN + 1, &ix, &nix);
+	load_index(r, &ix, &inner, &nix);
 	if (nix > 0)
-		start_at_entry(r, &ix[nix - 1], e);
+		start_at_entry(r, &ix[nix - 1], inner ? inner[nix - 1] : 0,
+		    e);
 	free(ix);
+	free(inner);
 	while ((rc = peek(r, e)) == 1)
 		advance(r);
 	return rc;
@@ -468,7 +643,7 @@ shard_reader_free(struct shard_reader *r)
 static struct shard_reader *
 shard_reader_open(struct kds_stream *st, uint64_t shard,
     const struct kds_iter_opts *o, uint64_t seq_counter, size_t chunk,
-    struct kds_err *e)
+    struct kds_zbuf *z, struct kds_err *e)
 {
 	struct shard_reader *r;
 	int64_t floor_ms = kds_now_ms() - st->meta.retention_s * 1000;
@@ -486,7 +661,8 @@ shard_reader_open(struct kds_stream *st, uint64_t shard,
 	r->segfd = -1;
 	r->wd = -1;
 	r->floor_ms = floor_ms;
-	set_segname(r, 1);
+	r->z = z;
+	set_segname(r, 1, ".seg");
 	if ((r->dirfd = kds_shard_dir_open(st, shard, e)) == -1)
 		goto out;
 	if (relist(r, e) == -1)
@@ -746,7 +922,7 @@ add(struct kds_reader *rd, uint64_t shard, const struct kds_iter_opts *o,
 	if (take_last(rd, e) == -1 || grow(rd, rd->n + 1, e) == -1)
 		return -1;
 	if ((r = shard_reader_open(rd->st, shard, o, seq_counter, rd->chunk,
-	    e)) == NULL)
+	    &rd->z, e)) == NULL)
 		return dropped(rd->st, shard) ? 0 : -1;
 	r->state = wait ? SR_WAIT : SR_IDLE;
 	for (k = rd->n; k > 0 && rd->shards[k - 1]->shard > shard; k--)
@@ -985,6 +1161,7 @@ kds_reader_close(struct kds_reader *rd)
 		shard_reader_free(rd->shards[i]);
 	free(rd->shards);
 	free(rd->heap);
+	kds_zbuf_free(&rd->z);
 	free(rd);
 }
 
@@ -1000,13 +1177,17 @@ kds_shard_position(struct kds_stream *st, uint64_t shard,
 {
 	uint64_t sh = shard, c = 0;
 	struct shard_reader *r;
+	struct kds_zbuf z = { 0 };
 	int rc;
 
 	if (o->sequence != NULL && kds_seq_parse(o->sequence, &sh, &c) == -1)
 		return kds_fail(e, EINVAL, "bad sequence number '%.64s'",
 		    o->sequence);
-	if ((r = shard_reader_open(st, shard, o, c, DESCRIBE_CHUNK, e)) == NULL)
+	r = shard_reader_open(st, shard, o, c, DESCRIBE_CHUNK, &z, e);
+	if (r == NULL) {
+		kds_zbuf_free(&z);
 		return -1;
+	}
 	if ((rc = next_frame(r, e)) == 1) {
 		*counter = r->f.counter;
 		*arrival_ms = r->f.arrival_ms;
@@ -1014,5 +1195,6 @@ kds_shard_position(struct kds_stream *st, uint64_t shard,
 		*counter = r->expect;
 	}
 	shard_reader_free(r);
+	kds_zbuf_free(&z);
 	return rc;
 }

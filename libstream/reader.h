@@ -33,6 +33,14 @@ struct shard_reader {
 	uint64_t		 buf_off;	/* file offset of buf[0] */
 	int			 eof;		/* buf reaches the file's end */
 	struct kds_frame	 f;		/* the frame at off, once read */
+	/* A compressed segment (segfd is SEQ.zseg): buf holds the block
+	 * whose first frame lies at buf_off, offsets are SEQ.seg's. */
+	int			 compressed;
+	struct kds_zseg_header	 zh;
+	uint64_t		 zsize;		/* of SEQ.zseg */
+	uint64_t		 blk_off;	/* of buf's block, 0: none */
+	uint64_t		 blk_next;	/* of the block after it */
+	struct kds_zbuf		*z;		/* the reader's decompressor */
 	enum shard_state	 state;
 	int			 wd;		/* inotify watch, -1: none */
 	int			 dirty;		/* its directory changed */
@@ -49,6 +57,7 @@ struct kds_reader {
 	unsigned		  flags;	/* KDS_READ_* */
 	int			  ifd;		/* inotify, -1: not following */
 	int			  meta_wd;
+	struct kds_zbuf		  z;		/* shared by its shards */
 };
 
 /* reader.c */

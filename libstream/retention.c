@@ -12,6 +12,10 @@
  * going (kds_shard_writer_seal).  A closed shard whose records have all
  * expired leaves meta first and its directory after, so that meta never
  * names a shard without segments.
+ *
+ * Then it compresses (kds-stream(5), COMPRESSION) the sealed segments that
+ * compress-after has passed, and finishes conversions a crash cut short.
+ * It is the only converter, and holds STREAM/lock: two never race.
  */
 #define _GNU_SOURCE
 #include <sys/file.h>
@@ -36,6 +40,8 @@ struct seg {
 	uint64_t	size;		/* bytes: header and whole frames */
 	int64_t		oldest;		/* first record's arrival */
 	unsigned char	hdr[SEG_HEADER_LEN];
+	int		compressed;	/* only SEQ.zseg is there */
+	int		both;		/* SEQ.seg and SEQ.zseg: cut short */
 };
 
 /* What to do with one shard. */
@@ -46,6 +52,8 @@ struct plan {
 	size_t		 n;
 	int		 active;	/* segs[n-1] is the open shard's last */
 	int		 drop;		/* closed, all expired: leaves meta */
+	struct seg	*zsegs;		/* to compress, or finish compressing */
+	size_t		 nz;
 };
 
 struct expire {
@@ -53,6 +61,8 @@ struct expire {
 	const struct kds_expire_opts	*o;
 	struct kds_err			*e;
 	int64_t				 now, floor;
+	int64_t				 cfloor;	/* compress older;
+							   INT64_MIN: never */
 	char				 name[256];	/* for archives */
 	uint64_t			 total, done;	/* bytes to archive */
 	int				 dirfd;		/* shard directory */
@@ -88,7 +98,9 @@ say(struct expire *x, const char *fmt, ...)
 static void
 duration(int64_t s, char *out, size_t n)
 {
-	if (s % 86400 == 0)
+	if (s == 0)
+		snprintf(out, n, "0s");
+	else if (s % 86400 == 0)
 		snprintf(out, n, "%" PRId64 "d", s / 86400);
 	else if (s % 3600 == 0)
 		snprintf(out, n, "%" PRId64 "h", s / 3600);
@@ -181,13 +193,16 @@ frame_at(struct window *w, uint64_t off, uint64_t salt, const char *where,
 	    (unsigned long long)off, why);
 }
 
-/* An open segment: its descriptor, header bytes and size. */
+/* An open segment: its descriptor, header bytes and size.  A compressed
+ * one (only SEQ.zseg there) is not opened: its header tells enough. */
 struct segfile {
 	int			fd;
 	uint64_t		size;
 	struct kds_seg_header	h;
 	unsigned char		hdr[SEG_HEADER_LEN];
 	char			where[KDS_SHARD_ID_LEN + 1 + 64];
+	int			compressed, both;
+	struct kds_zseg_header	zh;
 };
 
 static int
@@ -197,12 +212,30 @@ seg_open(struct expire *x, uint64_t shard, uint64_t first, struct segfile *sf)
 	struct stat sb;
 	const char *why;
 	ssize_t n;
+	int rc;
 
+	sf->compressed = sf->both = 0;
 	segpath(shard, first, ".seg", sf->where, sizeof(sf->where));
 	kds_seg_name(shard, first, ".seg", name, sizeof(name));
 	sf->fd = openat(x->dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (sf->fd == -1 && errno == ENOENT) {
+		segpath(shard, first, ".zseg", sf->where, sizeof(sf->where));
+		if ((rc = kds_zseg_header_read(x->dirfd, shard, first, &sf->zh,
+		    x->e)) == 1)
+			errno = ENOENT;
+		if (rc != 0)
+			return rc == 1 ? kds_fail_errno(x->e, "%s", sf->where) :
+			    -1;
+		sf->compressed = 1;
+		sf->size = sf->zh.size;
+		sf->h = sf->zh.seg;
+		memcpy(sf->hdr, sf->zh.seghdr, SEG_HEADER_LEN);
+		return 0;
+	}
 	if (sf->fd == -1)
 		return kds_fail_errno(x->e, "%s", sf->where);
+	kds_seg_name(shard, first, ".zseg", name, sizeof(name));
+	sf->both = faccessat(x->dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
 	if (fstat(sf->fd, &sb) == -1) {
 		kds_fail_errno(x->e, "%s", sf->where);
 		goto fail;
@@ -229,6 +262,11 @@ first_arrival(struct expire *x, struct segfile *sf, int *found, int64_t *ms)
 	struct kds_frame f;
 	int rc;
 
+	if (sf->compressed) {
+		*found = 1;
+		*ms = sf->zh.first_arrival;
+		return 0;
+	}
 	rc = frame_at(&w, SEG_HEADER_LEN, sf->h.salt, sf->where, &f, x->e);
 	free(w.buf);
 	if (rc == -1)
@@ -255,6 +293,13 @@ last_frame(struct expire *x, struct segfile *sf, int *found, uint64_t *counter,
 	size_t nix;
 	int rc = 0;
 
+	if (sf->compressed) {
+		*found = 1;
+		*counter = sf->zh.last_counter;
+		*arrival = sf->zh.last_arrival;
+		*end = sf->zh.size;
+		return 0;
+	}
 	kds_index_load(x->dirfd, strchr(sf->where, '/') + 1, &ix, &nix);
 	while (nix > 0) {
 		unsigned char head[FRAME_HEADER_LEN];
@@ -295,32 +340,68 @@ last_frame(struct expire *x, struct segfile *sf, int *found, uint64_t *counter,
 }
 
 static int
-add_seg(struct plan *p, const struct seg *s, size_t *cap)
+push_seg(struct seg **v, size_t *n, size_t *cap, const struct seg *s)
 {
-	if (p->n == *cap) {
+	if (*n == *cap) {
 		size_t nc = *cap ? *cap * 2 : 16;
-		struct seg *ns = reallocarray(p->segs, nc, sizeof(*ns));
+		struct seg *ns = reallocarray(*v, nc, sizeof(*ns));
 
 		if (ns == NULL)
 			return -1;
-		p->segs = ns;
+		*v = ns;
 		*cap = nc;
 	}
-	p->segs[p->n++] = *s;
+	(*v)[(*n)++] = *s;
+	return 0;
+}
+
+static int
+add_seg(struct plan *p, const struct seg *s, size_t *cap)
+{
+	return push_seg(&p->segs, &p->n, cap, s);
+}
+
+/*
+ * Segment s, not expired, sealed, with cur open on it: to compress when
+ * its newest record is older than the compress floor (bound, the next
+ * segment's first arrival, may tell without a walk), and to finish when a
+ * conversion was cut short.
+ */
+static int
+plan_compress(struct expire *x, struct plan *p, struct segfile *cur,
+    struct seg *s, int found, int64_t bound, size_t *cap)
+{
+	uint64_t lc, end;
+	int64_t newest = bound;
+
+	if (cur->compressed)
+		return 0;
+	if (!cur->both) {
+		if (x->cfloor == INT64_MIN)
+			return 0;
+		if ((!found || bound >= x->cfloor) && last_frame(x, cur, &found,
+		    &lc, &newest, &end) == -1)
+			return -1;
+		if (!found || newest >= x->cfloor)
+			return 0;
+	}
+	s->both = cur->both;
+	if (push_seg(&p->zsegs, &p->nz, cap, s) == -1)
+		return kds_fail_errno(x->e, "plan");
 	return 0;
 }
 
 /*
- * Which segments of shard sh have expired.  Expired segments are a prefix
- * of the shard's: stop at the first that has not.
+ * Which segments of shard sh have expired: a prefix of the shard's.  Then,
+ * which of the others are sealed and past compress-after.
  */
 static int
 plan_shard(struct expire *x, const struct kds_shard *sh, struct plan *p)
 {
 	struct segfile cur = { .fd = -1 }, next = { .fd = -1 };
 	uint64_t *c = NULL;
-	size_t n, cap = 0;
-	int found, rc = -1, all = 0;
+	size_t n, cap = 0, zcap = 0;
+	int found, rc = -1, all = 0, expiring = 1;
 	int64_t t;
 
 	p->shard = sh->number;
@@ -328,7 +409,8 @@ plan_shard(struct expire *x, const struct kds_shard *sh, struct plan *p)
 	if (kds_seg_list(x->dirfd, sh->number, &c, &n, x->e) == -1)
 		return -1;
 	/* A last segment shorter than a header is an interrupted roll's
-	 * (readers pass it over too); the writer removes it. */
+	 * (readers pass it over too); the writer removes it, and appends to
+	 * the one before, which is thus not sealed. */
 	if (n > 1) {
 		char name[64];
 		struct stat sb;
@@ -348,7 +430,8 @@ plan_shard(struct expire *x, const struct kds_shard *sh, struct plan *p)
 	if (seg_open(x, sh->number, c[0], &cur) == -1)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		struct seg s = { .first = c[i], .size = cur.size };
+		struct seg s = { .first = c[i], .size = cur.size,
+		    .compressed = cur.compressed };
 		int64_t newest;
 
 		memcpy(s.hdr, cur.hdr, SEG_HEADER_LEN);
@@ -362,18 +445,35 @@ plan_shard(struct expire *x, const struct kds_shard *sh, struct plan *p)
 			s.last = c[i + 1] - 1;
 			/* The bound is loose after a pause in writing: the
 			 * last segment before it is looked at closely. */
-			if (!found || newest >= x->floor) {
+			if (expiring && (!found || newest >= x->floor)) {
 				uint64_t lc, end;
+				int f2;
+				int64_t exact;
 
-				if (last_frame(x, &cur, &found, &lc, &newest,
+				if (last_frame(x, &cur, &f2, &lc, &exact,
 				    &end) == -1)
 					goto out;
+				if (f2 && exact < x->floor) {
+					found = 1;
+					newest = exact;
+				}
 			}
-			if (!found || newest >= x->floor)
-				break;
-			if (add_seg(p, &s, &cap) == -1)
-				goto nomem;
-			close(cur.fd);
+			if (expiring && found && newest < x->floor) {
+				if (add_seg(p, &s, &cap) == -1)
+					goto nomem;
+			} else {
+				expiring = 0;
+				/* Without compress-after, no SEQ.zseg can be
+				 * there (kds-stream(5), COMPATIBILITY): the
+				 * rest is neither expired nor to compress. */
+				if (!x->st->meta.compress)
+					break;
+				if (s.last >= s.first && plan_compress(x, p,
+				    &cur, &s, found, newest, &zcap) == -1)
+					goto out;
+			}
+			if (cur.fd != -1)
+				close(cur.fd);
 			cur = next;
 			next.fd = -1;
 			continue;
@@ -381,10 +481,13 @@ plan_shard(struct expire *x, const struct kds_shard *sh, struct plan *p)
 		/* The shard's last segment. */
 		if (last_frame(x, &cur, &found, &s.last, &newest, &s.size) == -1)
 			goto out;
-		if (found && newest < x->floor) {
+		if (expiring && found && newest < x->floor) {
 			if (add_seg(p, &s, &cap) == -1)
 				goto nomem;
 			p->active = sh->open;
+		} else if (!sh->open && found && plan_compress(x, p, &cur, &s,
+		    found, newest, &zcap) == -1) {
+			goto out;
 		}
 		t = found && newest > cur.h.created_ms ? newest :
 		    cur.h.created_ms;
@@ -518,6 +621,9 @@ archive_group(struct expire *x, struct plan *p, struct seg *g, size_t n)
 				break;
 		}
 		if (j < nnames) {
+			if (g[i].compressed)
+				kds_seg_name(p->shard, g[i].first, ".zseg",
+				    seg, sizeof(seg));
 			say(x, "%s/%s: already in %s/%s", id, seg, dir, names[j]);
 			progress(x, g[i].size);
 			continue;
@@ -525,6 +631,7 @@ archive_group(struct expire *x, struct plan *p, struct seg *g, size_t n)
 		m[k].first = g[i].first;
 		m[k].size = g[i].size;
 		m[k].oldest_ms = g[i].oldest;
+		m[k].compressed = g[i].compressed;
 		k++;
 	}
 	if (k > 0) {
@@ -561,33 +668,183 @@ out:
 	return rc;
 }
 
-/* Remove segments (index first), oldest first, then sync the directory. */
+/* Unlink the files of segment first with these suffixes, in this order. */
+static int
+unlink_seg(struct expire *x, uint64_t shard, uint64_t first,
+    const char *const *suffixes)
+{
+	char name[64], where[KDS_SHARD_ID_LEN + 1 + 64];
+
+	for (; *suffixes != NULL; suffixes++) {
+		kds_seg_name(shard, first, *suffixes, name, sizeof(name));
+		if (unlinkat(x->dirfd, name, 0) == -1 && errno != ENOENT) {
+			segpath(shard, first, *suffixes, where, sizeof(where));
+			return kds_fail_errno(x->e, "%s: unlink", where);
+		}
+	}
+	return 0;
+}
+
+/* Remove segments (indexes first), oldest first, then sync the
+ * directory. */
 static int
 remove_segs(struct expire *x, const struct plan *p, const struct seg *g,
     size_t n)
 {
-	char name[64], where[KDS_SHARD_ID_LEN + 1 + 64];
+	static const char *const all[] = { ".idx", ".zidx", ".seg", ".zseg",
+	    NULL };
+	char where[KDS_SHARD_ID_LEN + 1 + 64];
 
 	for (size_t i = 0; i < n; i++) {
 		uint64_t records = g[i].last - g[i].first + 1;
 
-		segpath(p->shard, g[i].first, ".seg", where, sizeof(where));
-		if (!x->o->dry_run) {
-			kds_seg_name(p->shard, g[i].first, ".idx", name,
-			    sizeof(name));
-			if (unlinkat(x->dirfd, name, 0) == -1 && errno != ENOENT)
-				return kds_fail_errno(x->e, "%.*s/%s: unlink",
-				    KDS_SHARD_ID_LEN, where, name);
-			kds_seg_name(p->shard, g[i].first, ".seg", name,
-			    sizeof(name));
-			if (unlinkat(x->dirfd, name, 0) == -1 && errno != ENOENT)
-				return kds_fail_errno(x->e, "%s: unlink", where);
-		}
+		segpath(p->shard, g[i].first, g[i].compressed ? ".zseg" :
+		    ".seg", where, sizeof(where));
+		if (!x->o->dry_run && unlink_seg(x, p->shard, g[i].first,
+		    all) == -1)
+			return -1;
 		say(x, "%s %s (%" PRIu64 " record%s)", x->o->dry_run ?
 		    "would remove" : "removed", where, records,
 		    records == 1 ? "" : "s");
 	}
 	if (!x->o->dry_run && n > 0 && fsync(x->dirfd) == -1)
+		return kds_fail_errno(x->e, "%.*s: fsync", KDS_SHARD_ID_LEN,
+		    where);
+	return 0;
+}
+
+/*
+ * Leftovers of conversions that a crash cut short (kds-stream(5), CRASH
+ * RECOVERY): SEQ.zseg.tmp, never read, and SEQ.zidx without its SEQ.zseg.
+ * Only kds-expire makes them, and we hold STREAM/lock.
+ */
+static int
+clean_leftovers(struct expire *x, const struct plan *p)
+{
+	char id[KDS_SHARD_ID_LEN + 1], zseg[256];
+	struct dirent *de;
+	DIR *d;
+	int fd, rc = 0;
+
+	if (x->o->dry_run || !x->st->meta.compress)
+		return 0;
+	kds_shard_id(p->shard, id);
+	if ((fd = dup(x->dirfd)) == -1 || (d = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		return kds_fail_errno(x->e, "%s: opendir", id);
+	}
+	rewinddir(d);
+	while (rc == 0 && (de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+		int gone = 0;
+
+		if (len > 9 && strcmp(de->d_name + len - 9, ".zseg.tmp") == 0)
+			gone = 1;
+		if (len > 5 && len < sizeof(zseg) &&
+		    strcmp(de->d_name + len - 5, ".zidx") == 0) {
+			snprintf(zseg, sizeof(zseg), "%.*s.zseg", (int)len - 5,
+			    de->d_name);
+			gone = faccessat(x->dirfd, zseg, F_OK,
+			    AT_SYMLINK_NOFOLLOW) == -1 && errno == ENOENT;
+		}
+		if (gone && unlinkat(x->dirfd, de->d_name, 0) == -1 &&
+		    errno != ENOENT)
+			rc = kds_fail_errno(x->e, "%s/%s: unlink", id,
+			    de->d_name);
+	}
+	closedir(d);
+	return rc;
+}
+
+/*
+ * SEQ.seg and SEQ.zseg both: a conversion cut short after the rename.
+ * SEQ.zseg is whole (it was synced before it got its name); that it holds
+ * this very segment, every block decompressed and compared says.  Then
+ * SEQ.seg goes, index first.
+ */
+static int
+finish_compress(struct expire *x, const struct plan *p, const struct seg *s)
+{
+	static const char *const plain[] = { ".idx", ".seg", NULL };
+	struct kds_zseg_walk w;
+	unsigned char *buf = NULL;
+	char name[64], where[KDS_SHARD_ID_LEN + 1 + 64];
+	int fd, rc, bad;
+
+	if (kds_zseg_walk_open(x->dirfd, p->shard, s->first, &w, x->e) == -1)
+		return -1;
+	segpath(p->shard, s->first, ".seg", where, sizeof(where));
+	kds_seg_name(p->shard, s->first, ".seg", name, sizeof(name));
+	if ((fd = openat(x->dirfd, name, O_RDONLY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1) {
+		kds_fail_errno(x->e, "%s", where);
+		kds_zseg_walk_close(&w);
+		return -1;
+	}
+	bad = memcmp(w.h.seghdr, s->hdr, SEG_HEADER_LEN) != 0 ||
+	    w.h.size != s->size;
+	if ((buf = malloc(ZBLOCK_MAX)) == NULL)
+		rc = kds_fail_errno(x->e, "%s", where);
+	else
+		rc = 1;
+	while (!bad && rc == 1 && (rc = kds_zseg_walk_next(&w, x->e)) == 1) {
+		ssize_t n = pread(fd, buf, w.b.raw_len, (off_t)w.b.seg_off);
+
+		if (n == -1)
+			rc = kds_fail_errno(x->e, "%s: read", where);
+		else if (n != (ssize_t)w.b.raw_len ||
+		    memcmp(buf, w.buf, w.b.raw_len) != 0)
+			bad = 1;
+	}
+	if (rc != -1 && bad)
+		rc = kds_fail(x->e, 0, "%s: not the compressed form of %s",
+		    w.where, where);
+	free(buf);
+	close(fd);
+	kds_zseg_walk_close(&w);
+	if (rc == -1)
+		return -1;
+	return unlink_seg(x, p->shard, s->first, plain);
+}
+
+/* Compress the planned segments, oldest first (kds-stream(5),
+ * COMPRESSION), then sync the directory once. */
+static int
+compress_segs(struct expire *x, const struct plan *p)
+{
+	static const char *const plain[] = { ".idx", ".seg", NULL };
+	char where[KDS_SHARD_ID_LEN + 1 + 64];
+
+	for (size_t i = 0; i < p->nz; i++) {
+		const struct seg *s = &p->zsegs[i];
+		uint64_t records = s->last - s->first + 1;
+		struct kds_zseg_stats zs;
+
+		segpath(p->shard, s->first, ".seg", where, sizeof(where));
+		if (s->both) {
+			if (!x->o->dry_run && finish_compress(x, p, s) == -1)
+				return -1;
+			say(x, "%s %s (%" PRIu64 " record%s)", x->o->dry_run ?
+			    "would finish compressing" : "finished compressing",
+			    where, records, records == 1 ? "" : "s");
+			continue;
+		}
+		if (x->o->dry_run) {
+			say(x, "would compress %s (%" PRIu64 " record%s, %"
+			    PRIu64 " bytes)", where, records, records == 1 ?
+			    "" : "s", s->size);
+			continue;
+		}
+		if (kds_zseg_compress(x->dirfd, p->shard, s->first, &zs,
+		    x->e) == -1 ||
+		    unlink_seg(x, p->shard, s->first, plain) == -1)
+			return -1;
+		say(x, "compressed %s (%" PRIu64 " record%s, %" PRIu64 " to %"
+		    PRIu64 " bytes)", where, zs.records, zs.records == 1 ?
+		    "" : "s", zs.raw_size, zs.size);
+	}
+	if (!x->o->dry_run && p->nz > 0 && fsync(x->dirfd) == -1)
 		return kds_fail_errno(x->e, "%.*s: fsync", KDS_SHARD_ID_LEN,
 		    where);
 	return 0;
@@ -653,6 +910,15 @@ run_plan(struct expire *x, struct plan *p)
 		if (remove_segs(x, p, p->segs + i, j - i) == -1)
 			goto out;
 	}
+	/* The writer waits for nobody's compression. */
+	if (w != NULL) {
+		kds_shard_writer_end(w);
+		kds_shard_writer_free(w);
+		w = NULL;
+	}
+	if (!p->drop && (clean_leftovers(x, p) == -1 ||
+	    compress_segs(x, p) == -1))
+		goto out;
 	rc = 0;
 out:
 	if (w != NULL) {
@@ -687,7 +953,9 @@ remove_shard_dir(struct expire *x, uint64_t shard)
 		if (strcmp(de->d_name, "tail") == 0 || (len > 4 &&
 		    (strcmp(de->d_name + len - 4, ".seg") == 0 ||
 		    strcmp(de->d_name + len - 4, ".idx") == 0 ||
-		    strcmp(de->d_name + len - 4, ".tmp") == 0)))
+		    strcmp(de->d_name + len - 4, ".tmp") == 0)) ||
+		    (len > 5 && (strcmp(de->d_name + len - 5, ".zseg") == 0 ||
+		    strcmp(de->d_name + len - 5, ".zidx") == 0)))
 			if (unlinkat(dirfd(d), de->d_name, 0) == -1 &&
 			    errno != ENOENT) {
 				kds_fail_errno(x->e, "%s/%s: unlink", id,
@@ -862,6 +1130,27 @@ expire_locked(struct expire *x)
 	/* Lower: readers see it at once, then the space goes.  Higher: what
 	 * the old one expired goes first, so that it does not come back. */
 	x->floor = x->now - (want < old ? want : old) * 1000;
+	/* A new compress-after is in meta before any SEQ.zseg is made: it
+	 * is what keeps older tools off such a stream. */
+	if (o->compress_after_s >= 0 && (!st->meta.compress ||
+	    st->meta.compress_after_s != o->compress_after_s)) {
+		char was[32], now[32];
+
+		if (st->meta.compress)
+			duration(st->meta.compress_after_s, was, sizeof(was));
+		else
+			snprintf(was, sizeof(was), "never");
+		duration(o->compress_after_s, now, sizeof(now));
+		st->meta.compress = 1;
+		st->meta.compress_after_s = o->compress_after_s;
+		if (want >= old && !o->dry_run &&
+		    write_meta(x, old, NULL, 0) == -1)
+			return -1;
+		say(x, "%s compress-after from %s to %s", o->dry_run ?
+		    "would change" : "changed", was, now);
+	}
+	x->cfloor = st->meta.compress ? x->now - st->meta.compress_after_s *
+	    1000 : INT64_MIN;
 	if (want < old) {
 		if (!o->dry_run && write_meta(x, want, NULL, 0) == -1)
 			return -1;
@@ -913,7 +1202,8 @@ expire_locked(struct expire *x)
 			char where[KDS_SHARD_ID_LEN + 1 + 64];
 			uint64_t records = p->segs[k].last - p->segs[k].first + 1;
 
-			segpath(p->shard, p->segs[k].first, ".seg", where,
+			segpath(p->shard, p->segs[k].first,
+			    p->segs[k].compressed ? ".zseg" : ".seg", where,
 			    sizeof(where));
 			say(x, "%s %s (%" PRIu64 " record%s)", o->dry_run ?
 			    "would remove" : "removed", where, records,
@@ -930,6 +1220,7 @@ expire_locked(struct expire *x)
 out:
 	for (size_t i = 0; i < nplans; i++) {
 		free(plans[i].segs);
+		free(plans[i].zsegs);
 	}
 	free(plans);
 	return rc;

@@ -151,13 +151,18 @@ kds_seg_list(int dirfd, uint64_t shard, uint64_t **out, size_t *nout,
 	}
 	while ((errno = 0, de = readdir(d)) != NULL) {
 		char seq[KDS_SEQ_LEN];
-		size_t len = strlen(de->d_name);
+		size_t len = strlen(de->d_name), sfx;
 
-		if (len < 5 || len - 4 >= sizeof(seq) ||
-		    strcmp(de->d_name + len - 4, ".seg") != 0)
+		if (len > 5 && strcmp(de->d_name + len - 5, ".zseg") == 0)
+			sfx = 5;
+		else if (len > 4 && strcmp(de->d_name + len - 4, ".seg") == 0)
+			sfx = 4;
+		else
 			continue;
-		memcpy(seq, de->d_name, len - 4);
-		seq[len - 4] = '\0';
+		if (len - sfx >= sizeof(seq))
+			continue;
+		memcpy(seq, de->d_name, len - sfx);
+		seq[len - sfx] = '\0';
 		if (kds_seq_parse(seq, &sh, &counter) == -1 || sh != shard) {
 			kds_fail(e, 0, "%s: not a segment of this shard",
 			    de->d_name);
@@ -178,6 +183,15 @@ kds_seg_list(int dirfd, uint64_t shard, uint64_t **out, size_t *nout,
 	closedir(d);
 	if (n > 0)		/* none: v is NULL, which qsort must not get */
 		qsort(v, n, sizeof(*v), cmp_u64);
+	/* SEQ.seg and SEQ.zseg both, during a conversion: one segment. */
+	if (n > 1) {
+		size_t k = 1;
+
+		for (size_t i = 1; i < n; i++)
+			if (v[i] != v[k - 1])
+				v[k++] = v[i];
+		n = k;
+	}
 	*out = v;
 	*nout = n;
 	return 0;

@@ -387,6 +387,43 @@ arrival_floor(const struct kds_shard_writer *w)
 	return w->hdr.created_ms;
 }
 
+static int tail_write(struct kds_shard_writer *, struct kds_err *);
+
+/*
+ * The shard's last segment exists only compressed: a crash of the machine
+ * lost the segment that sealed it (kds-stream(5), CRASH RECOVERY).  A
+ * compressed segment is never appended to: start a new segment after its
+ * last record, as a roll does.  0, 1 when there is no SEQ.zseg either.
+ */
+static int
+restart_after_zseg(struct kds_shard_writer *w, uint64_t first,
+    struct kds_err *e)
+{
+	struct kds_zseg_header zh;
+	struct kds_seg_header h;
+	int64_t now = kds_now_ms();
+	int fd, rc;
+
+	if ((rc = kds_zseg_header_read(w->dirfd, w->shard, first, &zh, e)) != 0)
+		return rc;
+	w->t.seg_first = zh.last_counter + 1;
+	w->t.end = SEG_HEADER_LEN;
+	w->t.last_counter = zh.last_counter;
+	w->t.last_arrival = now > zh.last_arrival ? now : zh.last_arrival;
+	w->t.last_frame_off = 0;
+	set_segname(w, w->t.seg_first);
+	if (tail_write(w, e) == -1)
+		return -1;
+	fd = kds_seg_create(w->dirfd, w->shard, w->t.seg_first,
+	    w->t.last_arrival, &h, e);
+	if (fd == -1)
+		return -1;
+	close(fd);
+	if (kds_fsync_dir(w->dirfd, w->segname, e) == -1)
+		return -1;
+	return open_segment(w, w->t.seg_first, e);
+}
+
 /*
  * The tail file cannot be trusted: find the shard's last segment and the
  * last index entry of it that checks out, then walk to the end.
@@ -410,6 +447,20 @@ recover(struct kds_shard_writer *w, struct kds_err *e)
 			kds_shard_id(w->shard, id);
 			free(segs);
 			return kds_fail(e, 0, "%s: no segment", id);
+		}
+		kds_seg_name(w->shard, segs[nsegs - 1], ".seg", name,
+		    sizeof(name));
+		if (faccessat(w->dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == -1 &&
+		    errno == ENOENT) {
+			int rc;
+
+			set_segname(w, segs[nsegs - 1]);
+			rc = restart_after_zseg(w, segs[nsegs - 1], e);
+			free(segs);
+			if (rc == 1)	/* gone meanwhile */
+				return kds_fail(e, ENOENT, "%s: %s", w->segname,
+				    strerror(ENOENT));
+			return rc;
 		}
 		if (open_segment(w, segs[nsegs - 1], e) == 0)
 			break;

@@ -152,6 +152,8 @@ create(const char *path, const struct kds_create_opts *o, int shared,
 	m.retention_s = o->retention_s;
 	m.segment_bytes = o->segment_bytes;
 	m.segment_age_s = o->segment_age_s;
+	m.compress = o->compress;
+	m.compress_after_s = o->compress_after_s;
 	m.next_shard = o->shards;
 	m.nshards = o->shards;
 	if ((m.shards = calloc(o->shards, sizeof(*m.shards))) == NULL) {

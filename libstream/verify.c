@@ -464,6 +464,326 @@ index_check(struct pass *p, int dirfd, const char *file, const char *idxname,
 }
 
 /*
+ * Compressed segments (kds-stream(5), COMPRESSED SEGMENTS), walked as
+ * walk_segment walks a plain one, block by block: every block checksum,
+ * every frame after decompression, continuity, the header's totals and
+ * SEQ.zidx.  Kept apart from walk_segment, which reaches it through one
+ * hook when SEQ.seg is not there.  A compressed segment is sealed: nothing
+ * in it is a torn tail, and repair only writes SEQ.zidx anew.
+ */
+
+/* A frame found in a compressed segment, for checking SEQ.zidx. */
+struct zframe {
+	uint64_t	counter, zoff, seg_off;
+	int64_t		arrival;
+	uint32_t	inner;
+};
+
+/* The counter of the first frame of the block at off, from its header
+ * when that checks out; else the segment's end. */
+static uint64_t
+zblock_first(int fd, uint64_t off, uint64_t fsize, uint64_t salt,
+    const struct kds_zseg_header *zh)
+{
+	unsigned char h[ZBLOCK_HEADER_LEN];
+
+	if (off < fsize && pread(fd, h, sizeof(h), (off_t)off) ==
+	    (ssize_t)sizeof(h) && get_le64(h + 40) == kds_checksum(h, 40, salt) &&
+	    get_le64(h + 8) <= zh->last_counter + 1)
+		return get_le64(h + 8);
+	return zh->last_counter + 1;
+}
+
+/* One finding for records a damaged block or frame makes unreadable. */
+static int
+zlost(struct pass *p, const struct kds_shard *sh, const char *file,
+    uint64_t off, const char *what, uint64_t from, uint64_t next)
+{
+	char lost[2 * KDS_SEQ_LEN + 80];
+
+	if (next > from) {
+		seqs(lost, sizeof(lost), sh->number, from, next - 1);
+		strcat(lost, " unreadable");
+	} else {
+		snprintf(lost, sizeof(lost), "no record lost");
+	}
+	return add(p, K_DAMAGE, file, "offset %" PRIu64 ": %s (%s)", off, what,
+	    lost) ? 0 : -1;
+}
+
+/* Blocks a walk found damaged, whose index entries are not blamed: the
+ * segment is.  from: every block from there on (UINT64_MAX: none). */
+struct zbad {
+	uint64_t	*off;
+	size_t		 n, cap;
+	uint64_t	 from;
+};
+
+static int
+zbad_add(struct zbad *b, uint64_t off)
+{
+	if (b->n == b->cap) {
+		size_t nc = b->cap ? b->cap * 2 : 8;
+		uint64_t *a = reallocarray(b->off, nc, sizeof(*a));
+
+		if (a == NULL)
+			return -1;
+		b->off = a;
+		b->cap = nc;
+	}
+	b->off[b->n++] = off;
+	return 0;
+}
+
+static int
+zbad_has(const struct zbad *b, uint64_t off)
+{
+	if (off >= b->from)
+		return 1;
+	for (size_t i = 0; i < b->n; i++)
+		if (b->off[i] == off)
+			return 1;
+	return 0;
+}
+
+/* Check SEQ.zidx against the frames found; with repair, write it anew. */
+static int
+zindex_check(struct pass *p, int dirfd, const char *id, const char *zidx,
+    const struct zframe *fr, size_t n, const struct zbad *zb,
+    struct kds_err *e)
+{
+	struct kds_index_entry *ix;
+	struct finding *f;
+	uint32_t *inner;
+	unsigned char *buf;
+	char zseg[64], file[KDS_SHARD_ID_LEN + 80];
+	size_t nix, j = 0, len = 0, bad = 0;
+	struct stat sb;
+	int rc;
+
+	snprintf(zseg, sizeof(zseg), "%.*s.zseg", (int)strlen(zidx) - 5, zidx);
+	snprintf(file, sizeof(file), "%s/%s", id, zidx);
+	if (fstatat(dirfd, zidx, &sb, AT_SYMLINK_NOFOLLOW) == -1)
+		return 0;		/* none: a cache, allowed */
+	kds_zidx_load(dirfd, zseg, &ix, &inner, &nix);
+	for (size_t i = 0; i < nix; i++) {
+		if (zbad_has(zb, ix[i].offset))
+			continue;
+		while (j < n && (fr[j].zoff < ix[i].offset || (fr[j].zoff ==
+		    ix[i].offset && fr[j].inner < inner[i])))
+			j++;
+		if (j == n || fr[j].zoff != ix[i].offset ||
+		    fr[j].inner != inner[i] || fr[j].counter != ix[i].counter ||
+		    fr[j].arrival != ix[i].arrival_ms)
+			bad++;
+	}
+	if ((uint64_t)sb.st_size != nix * ZIDX_ENTRY_LEN)
+		bad++;			/* entries dropped by the loader */
+	free(ix);
+	free(inner);
+	if (bad == 0)
+		return 0;
+	if ((f = add(p, K_INDEX, file, "%zu of %zu entries do not name their "
+	    "frame", bad, nix + ((uint64_t)sb.st_size != nix *
+	    ZIDX_ENTRY_LEN))) == NULL)
+		return kds_fail_errno(e, "verify");
+	if (!p->repair)
+		return 0;
+	if ((buf = malloc(n * ZIDX_ENTRY_LEN + 1)) == NULL)
+		return kds_fail_errno(e, "%s", file);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char *q = buf + len;
+
+		if (i > 0 && fr[i].inner != 0 && fr[i].seg_off /
+		    INDEX_INTERVAL == fr[i - 1].seg_off / INDEX_INTERVAL)
+			continue;
+		put_le64(q, fr[i].counter);
+		put_le64(q + 8, (uint64_t)fr[i].arrival);
+		put_le64(q + 16, fr[i].zoff);
+		put_le32(q + 24, fr[i].inner);
+		put_le32(q + 28, 0);
+		put_le64(q + 32, kds_checksum(q, 32, 0));
+		len += ZIDX_ENTRY_LEN;
+	}
+	rc = kds_atomic_write(dirfd, zidx, buf, len, e);
+	free(buf);
+	if (rc == 0) {
+		f->done = "written anew";
+		p->repaired = 1;
+	}
+	return rc;
+}
+
+/* walk_segment's, for SEQ.zseg: 0, 1 when it is not there either, -1. */
+static int
+walk_zsegment(struct pass *p, int dirfd, const struct kds_shard *sh,
+    uint64_t first, uint64_t *expect, int64_t *prev, struct seg_end *se,
+    struct kds_err *e)
+{
+	char id[KDS_SHARD_ID_LEN + 1], name[64], zidx[64], file[96];
+	char lost[2 * KDS_SEQ_LEN + 80];
+	unsigned char h[ZSEG_HEADER_LEN], *buf = NULL;
+	struct kds_zseg_header zh;
+	struct kds_zbuf z = { 0 };
+	struct zframe *fr = NULL;
+	struct zbad zb = { NULL, 0, 0, UINT64_MAX };
+	uint64_t at = ZSEG_HEADER_LEN, seg_off = SEG_HEADER_LEN, fsize;
+	size_t cap = 0, n = 0, frcap = 0;
+	const char *why;
+	struct stat sb;
+	ssize_t got;
+	int fd, rc = -1, resync = 0;
+
+	kds_shard_id(sh->number, id);
+	kds_seg_name(sh->number, first, ".zseg", name, sizeof(name));
+	kds_seg_name(sh->number, first, ".zidx", zidx, sizeof(zidx));
+	snprintf(file, sizeof(file), "%s/%s", id, name);
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1 && errno == ENOENT)
+		return 1;
+	if (fd == -1)
+		return kds_fail_errno(e, "%s", file);
+	if (fstat(fd, &sb) == -1 || (got = pread(fd, h, sizeof(h), 0)) == -1) {
+		kds_fail_errno(e, "%s", file);
+		goto out;
+	}
+	fsize = (uint64_t)sb.st_size;
+	p->segments++;
+	p->bytes += fsize;
+	if ((why = kds_zseg_header_check(h, (size_t)got, sh->number, first,
+	    &zh)) != NULL) {
+		se->damaged = se->bad_end = 1;
+		*expect = 0;
+		rc = add(p, K_DAMAGE, file, "offset 0: %s", why) ? 0 :
+		    kds_fail_errno(e, "verify");
+		goto out;
+	}
+	if (*expect != 0 && first != *expect) {
+		if (first > *expect)
+			seqs(lost, sizeof(lost), sh->number, *expect, first - 1);
+		else
+			snprintf(lost, sizeof(lost), "overlaps it");
+		se->damaged = 1;
+		if (add(p, K_DAMAGE, file, "offset 0: first sequence number "
+		    "does not follow the previous segment (%s%s)", lost,
+		    first > *expect ? " missing" : "") == NULL)
+			goto nomem;
+	}
+	*expect = first;
+	while (at < fsize) {
+		struct kds_zblock b;
+		size_t pos = 0;
+		int lr;
+
+		lr = kds_zblock_load(fd, at, fsize, zh.seg.salt, &z, &b, &buf,
+		    &cap, &why, e);
+		if (lr == -1)
+			goto out;
+		if (lr == 1 && b.off == 0) {	/* no length: the rest goes */
+			se->damaged = 1;
+			zb.from = at;
+			if (zlost(p, sh, file, at, why, *expect,
+			    zh.last_counter + 1) == -1)
+				goto nomem;
+			resync = 1;
+			break;
+		}
+		if (!resync && (b.seg_off != seg_off ||
+		    b.first_counter != *expect)) {
+			se->damaged = 1;
+			if (add(p, K_DAMAGE, file, "offset %" PRIu64 ": block "
+			    "out of place", at) == NULL)
+				goto nomem;
+		}
+		seg_off = b.seg_off + b.raw_len;
+		*expect = b.first_counter;
+		resync = 0;
+		if (lr == 1) {			/* its header holds: skip it */
+			se->damaged = resync = 1;
+			if (zbad_add(&zb, at) == -1)
+				goto nomem;
+			at += ZBLOCK_HEADER_LEN + b.comp_len;
+			if (zlost(p, sh, file, b.off, why, b.first_counter,
+			    zblock_first(fd, at, fsize, zh.seg.salt, &zh)) == -1)
+				goto nomem;
+			continue;
+		}
+		while (pos < b.raw_len) {
+			const char *fwhy = "frame runs past its block";
+			char what[160];
+			struct kds_frame f;
+			enum frame_status fs;
+
+			fs = kds_frame_decode(buf + pos, b.raw_len - pos,
+			    zh.seg.salt, &f, &fwhy);
+			if (fs == FRAME_OK && f.counter != *expect) {
+				fs = FRAME_BAD;
+				fwhy = "sequence number out of order";
+			} else if (fs == FRAME_OK && f.arrival_ms < *prev) {
+				fs = FRAME_BAD;
+				fwhy = "arrival time goes back";
+			}
+			if (fs != FRAME_OK) {
+				snprintf(what, sizeof(what), "segment offset %"
+				    PRIu64 ": %s", b.seg_off + pos, fwhy);
+				se->damaged = resync = 1;
+				if (zbad_add(&zb, at) == -1)
+					goto nomem;
+				if (zlost(p, sh, file, at, what, *expect,
+				    zblock_first(fd, at + ZBLOCK_HEADER_LEN +
+				    b.comp_len, fsize, zh.seg.salt, &zh)) == -1)
+					goto nomem;
+				break;
+			}
+			if (n == frcap) {
+				size_t nc = frcap ? frcap * 2 : 1024;
+				struct zframe *nf = reallocarray(fr, nc,
+				    sizeof(*nf));
+
+				if (nf == NULL)
+					goto nomem;
+				fr = nf;
+				frcap = nc;
+			}
+			fr[n++] = (struct zframe){ f.counter, at,
+			    b.seg_off + pos, f.arrival_ms, (uint32_t)pos };
+			p->records++;
+			*expect = f.counter + 1;
+			*prev = f.arrival_ms;
+			pos += f.len;
+		}
+		at += ZBLOCK_HEADER_LEN + b.comp_len;
+	}
+	if (at == fsize && !resync && (seg_off != zh.size ||
+	    zh.last_counter + 1 != *expect)) {
+		se->damaged = 1;
+		if (add(p, K_DAMAGE, file, "offset 56: the header says %" PRIu64
+		    " bytes to counter %" PRIu64 ", the blocks hold %" PRIu64
+		    " to counter %" PRIu64, zh.size, zh.last_counter, seg_off,
+		    *expect - 1) == NULL)
+			goto nomem;
+	}
+	/* What follows goes on from the header's totals. */
+	*expect = zh.last_counter + 1;
+	*prev = zh.last_arrival;
+	se->valid_end = zh.size;
+	se->last_counter = zh.last_counter;
+	se->last_arrival = zh.last_arrival;
+	se->last_off = n ? fr[n - 1].seg_off : 0;
+	rc = zindex_check(p, dirfd, id, zidx, fr, n, &zb, e);
+	goto out;
+nomem:
+	kds_fail_errno(e, "verify");
+out:
+	free(zb.off);
+	free(fr);
+	free(buf);
+	kds_zbuf_free(&z);
+	close(fd);
+	return rc;
+}
+
+/*
  * Walk one segment.  *expect and *prev carry the shard's sequence and
  * arrival from the segment before (expect 0: unknown).  last: the shard's
  * last segment; only == 1 with the shard open may it end in a torn tail.
@@ -493,8 +813,8 @@ walk_segment(struct pass *p, int dirfd, const struct kds_shard *sh,
 	snprintf(idxfile, sizeof(idxfile), "%s/%s", id, idxname);
 	fd = openat(dirfd, name, (p->repair && active ? O_RDWR : O_RDONLY) |
 	    O_NOFOLLOW | O_CLOEXEC);
-	if (fd == -1 && errno == ENOENT)
-		return 1;
+	if (fd == -1 && errno == ENOENT)	/* compressed, or gone */
+		return walk_zsegment(p, dirfd, sh, first, expect, prev, se, e);
 	if (fd == -1)
 		return kds_fail_errno(e, "%s", file);
 	if (read_all(fd, &buf, &len, e) == -1)
@@ -784,14 +1104,18 @@ list_shard(struct pass *p, int dirfd, const char *id, uint64_t shard,
 		uint64_t sh, counter;
 		int k;
 
+		size_t sfx = 4;
+
 		if (len > 4 && strcmp(de->d_name + len - 4, ".seg") == 0)
 			k = 0;
 		else if (len > 4 && strcmp(de->d_name + len - 4, ".idx") == 0)
 			k = 1;
+		else if (len > 5 && strcmp(de->d_name + len - 5, ".zseg") == 0)
+			k = 0, sfx = 5;		/* compressed: walk_zsegment */
 		else
 			continue;
-		memcpy(seq, de->d_name, len - 4 < sizeof(seq) ? len - 4 : 0);
-		seq[len - 4 < sizeof(seq) ? len - 4 : 0] = '\0';
+		memcpy(seq, de->d_name, len - sfx < sizeof(seq) ? len - sfx : 0);
+		seq[len - sfx < sizeof(seq) ? len - sfx : 0] = '\0';
 		if (kds_seq_parse(seq, &sh, &counter) == -1 || sh != shard ||
 		    counter == 0) {
 			snprintf(file, sizeof(file), "%s/%s", id, de->d_name);
@@ -816,6 +1140,16 @@ list_shard(struct pass *p, int dirfd, const char *id, uint64_t shard,
 	for (int k = 0; k < 2; k++)
 		if (n[k] > 1)	/* qsort's base may not be NULL, even for 0 */
 			qsort(v[k], n[k], sizeof(*v[k]), cmp_u64);
+	/* SEQ.seg and SEQ.zseg both (a conversion under way): walked once,
+	 * as SEQ.seg, which readers read. */
+	if (n[0] > 1) {
+		size_t j = 1;
+
+		for (size_t i = 1; i < n[0]; i++)
+			if (v[0][i] != v[0][j - 1])
+				v[0][j++] = v[0][i];
+		n[0] = j;
+	}
 	*segs = v[0];
 	*nsegs = n[0];
 	*idxs = v[1];

@@ -225,3 +225,62 @@ EOF
 	[[ $stderr == "kds-get: s: meta: "* ]]
 	[ "${#stderr_lines[@]}" -eq 1 ]
 }
+
+@test "a compressed segment is kds-stream(5)'s: the decoder inflates it to its SEQ.seg, byte for byte" {
+	mkstream s -n 2 --segment-bytes 1M
+	for k in 0 1 2; do
+		corpus 1500 $((k + 10)) | put_at "$((T + k))" -i jsonl s
+	done
+	# a record of 1 MiB less its key: a block past 128 KiB
+	head -c 786400 /dev/zero | tr '\0' 'x' | put_at $((T + 5)) -k big -E 0 s
+	corpus 300 20 | put_at $((T + 6)) -i jsonl s
+	python3 "$DECODE" s >before
+	cp -a s orig
+	KDS_NOW=$((T + 60)) kds-expire --compress-after 0s s
+	[ "$(find s -name '*.zseg' | wc -l)" -ge 2 ]
+	python3 "$DECODE" s >after
+	# the same records, at the same segment offsets, in SEQ.zseg
+	python3 - before after <<'PY'
+import json, os, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+assert len(a) == len(b) > 4000, (len(a), len(b))
+for x, y in zip(a, b):
+    if y["segment"].endswith(".zseg"):
+        assert x["segment"][:-4] == y["segment"][:-5], (x, y)
+        x = dict(x, segment=y["segment"])
+    assert x == y, (x, y)
+PY
+	big=0
+	for z in $(find s -name '*.zseg'); do
+		seg=orig/${z#s/}
+		seg=${seg%.zseg}.seg
+		python3 "$DECODE" --inflate "$z" | cmp - "$seg"
+		python3 - "$z" "$seg" <<'PY'
+import struct, sys
+z = open(sys.argv[1], "rb").read()
+seg = open(sys.argv[2], "rb").read()
+magic, ver = struct.unpack_from("<6sH", z)
+assert (magic, ver) == (b"KDSZSG", 1)
+assert z[8:56] == seg[:48], "the segment header, byte for byte"
+last, first_arr, last_arr, size = struct.unpack_from("<QqqQ", z, 56)
+assert size == len(seg)
+seg_off, first, arrival, R, C = struct.unpack_from("<QQqII", z, 96)
+assert seg_off == 48 and first == struct.unpack_from("<Q", seg, 16)[0]
+assert arrival == first_arr == struct.unpack_from("<q", seg, 48 + 24)[0]
+assert z[144:148] == b"\x28\xb5\x2f\xfd", "a zstd frame"
+PY
+		big=$((big + $(python3 "$DECODE" --blocks "$z" | awk '$3 > 131072 + 32768' | wc -l)))
+	done
+	[ "$big" -ge 1 ]
+	# the decoder is not blind: a byte of a block, or of an index entry
+	z=$(find s -name '*.zseg' | sort | head -n 1)
+	cp "$z" z.saved
+	flip "$z" 200
+	run -1 --separate-stderr python3 "$DECODE" s
+	stderr_is "kds-decode: $z: offset 96: bad block checksum"
+	cp z.saved "$z"
+	flip "${z%.zseg}.zidx" 5
+	run -1 --separate-stderr python3 "$DECODE" s
+	stderr_is "kds-decode: ${z%.zseg}.zidx: offset 0: bad entry checksum"
+}

@@ -48,7 +48,7 @@ static int debug;		/* $KDS_FUZZ_DEBUG: say what was read */
 static void
 init(void)
 {
-	struct kds_create_opts o = { 1, 8760 * 3600, 1 << 20, 3600 };
+	struct kds_create_opts o = { 1, 8760 * 3600, 1 << 20, 3600, 0, 0 };
 	char path[PATH_MAX + 8];
 	struct kds_err e;
 

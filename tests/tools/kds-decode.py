@@ -4,14 +4,18 @@
 Written from kds-stream(5) (and spec/kds-spec.md before it) with struct only, so
 that the C code and its documentation are checked against each other, not
 against themselves.  Checksums are XXH3_64bits_withSeed from libxxhash.so.0
-through ctypes.
+through ctypes; compressed segments (SEQ.zseg) are decompressed with
+ZSTD_decompress from libzstd.so.1, also through ctypes.
 
     kds-decode.py STREAM            every record, one JSON object a line:
         {"shard":0,"seq":"100000000000000000001","arrival":1764324000123,
          "key":"k","data":"<base64>","segment":"100...001.seg","offset":48}
       and checks everything the spec promises of a stream at rest: meta and
       its checksum, segment names and headers, every frame, contiguous
-      counters, non-decreasing arrival times, the index entries and the tail.
+      counters, non-decreasing arrival times, the index entries and the tail;
+      compressed segments block by block, and their .zidx entries.  When a
+      segment is there both plain and compressed, the two must hold the same
+      bytes; records are listed once, from SEQ.seg.
     kds-decode.py --lax-index STREAM
       the same, but an index may lack entries (a crash between a batch and
       its index entries leaves a hole; kds-stream(5) lets the index be
@@ -19,6 +23,13 @@ through ctypes.
     kds-decode.py --meta STREAM     meta as one JSON object
     kds-decode.py --frames SEGMENT  "offset length counter" per whole frame
       (layout only: needs no checksum, stops at the first incomplete frame)
+    kds-decode.py --blocks ZSEG     "offset segment-offset R C first-counter"
+      per block of a compressed segment, checked
+    kds-decode.py --inflate ZSEG    the SEQ.seg that ZSEG holds, on stdout
+    kds-decode.py --damage ZSEG OFFSET
+      flip the last byte of the frame at segment offset OFFSET inside its
+      block, then compress and seal the block again: every checksum but
+      the frame's holds
     kds-decode.py --append SHARD KEY DATA STREAM
       append one valid frame (next counter, arrival = last arrival + 1) to
       the shard's last segment, as a writer would, without touching tail.
@@ -31,7 +42,8 @@ through ctypes.
 
 Exit 0 when the stream is as the spec says; 1 with one line
 "kds-decode: PATH: offset N: what" at the first thing that is not;
-77 when libxxhash cannot be loaded (a test should skip).
+77 when libxxhash (or, for a compressed segment, libzstd) cannot be loaded
+(a test should skip).
 """
 
 import base64
@@ -46,15 +58,22 @@ SEG_HEADER = struct.Struct("<6sHQQqQQ")     # magic ver shard first created salt
 FRAME_HEAD = struct.Struct("<QIHHQq")       # sum L K flags counter arrival
 INDEX_ENTRY = struct.Struct("<QqQQ")        # counter arrival offset sum
 TAIL = struct.Struct("<8sQQQqQQQ")          # magic first end last arrival lastoff res sum
+ZSEG_HEADER = struct.Struct("<6sH48sQqqQQ")  # magic ver seghdr last first-arr last-arr size sum
+ZBLOCK = struct.Struct("<QQqIIQQ")           # seg-off first arrival R C csum sum
+ZIDX_ENTRY = struct.Struct("<QqQIIQ")        # counter arrival block inner res sum
 assert SEG_HEADER.size == 48 and FRAME_HEAD.size == 32
 assert INDEX_ENTRY.size == 32 and TAIL.size == 64
+assert ZSEG_HEADER.size == 96 and ZBLOCK.size == 48 and ZIDX_ENTRY.size == 40
+BLOCK_TARGET = 128 * 1024
 
 MAX_RECORD = 1024 * 1024
 SEQ_SCALE = 10 ** 20
 INDEX_INTERVAL = 32 * 1024
 HASH_MAX = 2 ** 128 - 1
+BLOCK_MAX = BLOCK_TARGET - 1 + 32 + MAX_RECORD
 
 _xxh = None
+_zstd = None
 
 
 class Bad(Exception):
@@ -75,6 +94,74 @@ def xxh3(data, seed=0):
         _xxh = f
     data = bytes(data)
     return _xxh(data, len(data), seed)
+
+
+def zstd_decompress(data, size):
+    """The content of one zstd frame, which must be size bytes."""
+    global _zstd
+    if _zstd is None:
+        try:
+            lib = ctypes.CDLL("libzstd.so.1")
+            lib.ZSTD_decompress.restype = ctypes.c_size_t
+            lib.ZSTD_decompress.argtypes = [ctypes.c_char_p, ctypes.c_size_t,
+                                            ctypes.c_char_p, ctypes.c_size_t]
+            lib.ZSTD_isError.restype = ctypes.c_uint
+            lib.ZSTD_isError.argtypes = [ctypes.c_size_t]
+            lib.ZSTD_getFrameContentSize.restype = ctypes.c_ulonglong
+            lib.ZSTD_getFrameContentSize.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+        except (OSError, AttributeError) as e:
+            print("kds-decode: libzstd.so.1: %s" % e, file=sys.stderr)
+            sys.exit(77)
+        _zstd = lib
+    data = bytes(data)
+    declared = _zstd.ZSTD_getFrameContentSize(data, len(data))
+    if declared < 2 ** 64 - 2 and declared != size:
+        return None, "zstd frame declares %d bytes" % declared
+    out = ctypes.create_string_buffer(max(size, 1))
+    n = _zstd.ZSTD_decompress(out, size, data, len(data))
+    if _zstd.ZSTD_isError(n):
+        return None, "zstd error"
+    if n != size:
+        return None, "decompresses to %d bytes" % n
+    return out.raw[:size], None
+
+
+def zstd_compress(data):
+    zstd_decompress(b"", 0)         # loads the library
+    lib = _zstd
+    lib.ZSTD_compressBound.restype = ctypes.c_size_t
+    lib.ZSTD_compressBound.argtypes = [ctypes.c_size_t]
+    lib.ZSTD_compress.restype = ctypes.c_size_t
+    lib.ZSTD_compress.argtypes = [ctypes.c_char_p, ctypes.c_size_t,
+                                  ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int]
+    cap = lib.ZSTD_compressBound(len(data))
+    out = ctypes.create_string_buffer(cap)
+    n = lib.ZSTD_compress(out, cap, bytes(data), len(data), 3)
+    assert not lib.ZSTD_isError(n)
+    return out.raw[:n]
+
+
+def damage(path, seg_off):
+    with open(path, "rb") as f:
+        data = f.read()
+    salt = SEG_HEADER.unpack_from(data, 8)[5]
+    for off, boff, R, C, first in inflate(path)[1]:
+        if boff <= seg_off < boff + R:
+            break
+    else:
+        bad(path, None, "no block holds segment offset %d" % seg_off)
+    content, _ = zstd_decompress(data[off + 48: off + 48 + C], R)
+    content = bytearray(content)
+    pos = seg_off - boff
+    L = struct.unpack_from("<I", content, pos + 8)[0]
+    content[pos + L - 1] ^= 0xff
+    payload = zstd_compress(content)
+    head = struct.pack("<QQqII", boff, first, ZBLOCK.unpack_from(data, off)[2], R,
+                       len(payload))
+    head += struct.pack("<Q", xxh3(payload, salt))
+    head += struct.pack("<Q", xxh3(head, salt))
+    with open(path, "wb") as f:
+        f.write(data[:off] + head + payload + data[off + 48 + C:])
 
 
 def bad(path, off, what):
@@ -102,10 +189,11 @@ def read_meta(stream):
     meta = {"shards": []}
     single = {"kds-stream", "created", "retention", "segment-bytes",
               "segment-age", "next-shard"}
+    optional = {"compress-after"}
     for n, line in enumerate(lines[:-1], 1):
         text = line.decode("ascii")
         f = text.split(" ")
-        if f[0] in single:
+        if f[0] in single or f[0] in optional:
             if len(f) != 2 or not re.fullmatch(r"0|[1-9][0-9]*", f[1]):
                 bad(path, None, "line %d: bad %s" % (n, f[0]))
             if f[0] in meta:
@@ -155,21 +243,144 @@ def read_meta(stream):
     return meta
 
 
-def seg_files(shard_dir, number):
-    """Segment names of a shard, checked and sorted by sequence number."""
-    out = []
+def seg_files(shard_dir, number, compressed=None):
+    """Segment names of a shard, checked and sorted by sequence number:
+    (first counter, SEQ.seg name); the name is SEQ.zseg when only that is
+    there.  compressed, a dict, gets first counter -> SEQ.zseg name."""
+    out = {}
     for name in os.listdir(shard_dir):
-        if not name.endswith(".seg"):
+        if not (name.endswith(".seg") or name.endswith(".zseg")):
             continue
-        m = re.fullmatch(r"([1-9][0-9]{20,})\.seg", name)
+        m = re.fullmatch(r"([1-9][0-9]{20,})\.(z?seg)", name)
         if not m:
             bad(os.path.join(shard_dir, name), None, "bad segment name")
         seq = int(m.group(1))
         if seq // SEQ_SCALE != number + 1:
             bad(os.path.join(shard_dir, name), None, "segment of another shard")
-        out.append((seq % SEQ_SCALE, name))
-    out.sort()
-    return out
+        first = seq % SEQ_SCALE
+        if m.group(2) == "zseg":
+            if compressed is not None:
+                compressed[first] = name
+            out.setdefault(first, name)
+        else:
+            out[first] = name
+    return sorted(out.items())
+
+
+def inflate(path, number=None, first=None):
+    """Check a compressed segment (kds-stream(5), COMPRESSED SEGMENTS) and
+    return (the SEQ.seg it holds, [blocks], [(offset, raw offset, counter)
+    of the first frame of each block])."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) < 96:
+        bad(path, 0, "short compressed header (%d bytes)" % len(data))
+    magic, ver, seghdr, last, first_arr, last_arr, size, s = ZSEG_HEADER.unpack_from(data)
+    if magic != b"KDSZSG":
+        bad(path, 0, "bad magic")
+    if ver != 1:
+        bad(path, 6, "version %d" % ver)
+    if xxh3(data[:88], 0) != s:
+        bad(path, 88, "bad header checksum")
+    smagic, sver, hshard, hfirst, _created, salt, ssum = SEG_HEADER.unpack_from(seghdr)
+    if smagic != b"KDSSEG" or sver != 1 or xxh3(seghdr[:40], 0) != ssum:
+        bad(path, 8, "bad segment header inside")
+    if number is not None and hshard != number:
+        bad(path, 16, "shard %d" % hshard)
+    if first is not None and hfirst != first:
+        bad(path, 24, "first counter %d, name says %d" % (hfirst, first))
+    raw = bytearray(seghdr)
+    blocks = []
+    off = 96
+    counter = hfirst
+    while off < len(data):
+        if len(data) - off < 48:
+            bad(path, off, "short block header")
+        seg_off, bfirst, barr, R, C, csum, hsum = ZBLOCK.unpack_from(data, off)
+        if xxh3(data[off: off + 40], salt) != hsum:
+            bad(path, off, "bad block header checksum")
+        if seg_off != len(raw):
+            bad(path, off, "segment offset %d, expected %d" % (seg_off, len(raw)))
+        if bfirst != counter:
+            bad(path, off, "first counter %d, expected %d" % (bfirst, counter))
+        if R < 33 or R > BLOCK_MAX or C < 1 or off + 48 + C > len(data):
+            bad(path, off, "bad lengths R %d C %d" % (R, C))
+        payload = data[off + 48: off + 48 + C]
+        if xxh3(payload, salt) != csum:
+            bad(path, off, "bad block checksum")
+        content, why = zstd_decompress(payload, R)
+        if content is None:
+            bad(path, off, why)
+        # whole frames; none starts at or past the 128 KiB target
+        pos = 0
+        n = 0
+        farr = None
+        while pos < R:
+            if pos >= BLOCK_TARGET:
+                bad(path, off, "a frame starts at %d of the block, past 128 KiB" % pos)
+            if R - pos < 12:
+                bad(path, off, "frame runs past its block")
+            L = struct.unpack_from("<I", content, pos + 8)[0]
+            if L < 33 or pos + L > R:
+                bad(path, off, "frame runs past its block")
+            if farr is None:
+                farr = struct.unpack_from("<q", content, pos + 24)[0]
+            pos += L
+            n += 1
+        if farr != barr:
+            bad(path, off, "first arrival %d, its frame's is %d" % (barr, farr))
+        blocks.append((off, seg_off, R, C, bfirst))
+        raw += content
+        counter += n
+        off += 48 + C
+    if not blocks:
+        bad(path, 96, "no block")
+    for b in blocks[:-1]:
+        if b[2] < BLOCK_TARGET:
+            bad(path, b[0], "a block other than the last ends below 128 KiB (%d)" % b[2])
+    if len(raw) != size:
+        bad(path, 80, "segment size %d, the blocks hold %d" % (size, len(raw)))
+    if last != counter - 1:
+        bad(path, 56, "last counter %d, the frames end at %d" % (last, counter - 1))
+    frs = list(frames_of(raw, 48, salt, path, hfirst, None))
+    if frs[0][4] != first_arr or frs[-1][4] != last_arr:
+        bad(path, 64, "first and last arrival (%d, %d), the frames' are (%d, %d)"
+            % (first_arr, last_arr, frs[0][4], frs[-1][4]))
+    return bytes(raw), blocks, frs
+
+
+def check_zindex(zidx_path, zseg_path, blocks, frs):
+    """Entries for the first frame of each block and for the first frame at
+    or after each 32 KiB boundary of the segment, exactly, in order."""
+    with open(zidx_path, "rb") as f:
+        raw = f.read()
+    if len(raw) % ZIDX_ENTRY.size:
+        bad(zidx_path, len(raw) - len(raw) % ZIDX_ENTRY.size, "short entry")
+    starts = {b[1]: b for b in blocks}
+    want = []
+    prev = None
+    bi = -1
+    for fr in frs:
+        off = fr[0]
+        while bi + 1 < len(blocks) and blocks[bi + 1][1] <= off:
+            bi += 1
+        b = blocks[bi]
+        if off in starts or off // INDEX_INTERVAL != prev // INDEX_INTERVAL:
+            want.append((fr[3], fr[4], b[0], off - b[1]))
+        prev = off
+    got = []
+    for i in range(0, len(raw), ZIDX_ENTRY.size):
+        counter, arrival, boff, inner, res, s = ZIDX_ENTRY.unpack_from(raw, i)
+        if xxh3(raw[i: i + 32], 0) != s:
+            bad(zidx_path, i, "bad entry checksum")
+        if res != 0:
+            bad(zidx_path, i + 28, "reserved %d" % res)
+        got.append((counter, arrival, boff, inner))
+    if got != want:
+        for i, (g, w) in enumerate(zip(got + [None] * len(want), want + [None] * len(got))):
+            if g != w:
+                bad(zidx_path, i * ZIDX_ENTRY.size, "entry %s, expected %s (of %s)"
+                    % (g, w, zseg_path))
 
 
 def frames_of(data, start, salt, path, first_counter, prev_arrival,
@@ -295,7 +506,11 @@ def decode_stream(stream, out):
         sdir = os.path.join(stream, sh["id"])
         if not os.path.isdir(sdir):
             bad(sdir, None, "missing shard directory")
-        segs = seg_files(sdir, number)
+        zsegs = {}
+        segs = seg_files(sdir, number, zsegs)
+        if zsegs and "compress-after" not in meta:
+            bad(os.path.join(sdir, zsegs[min(zsegs)]), None,
+                "a compressed segment in a stream whose meta has no compress-after")
         expect = 1
         prev_arrival = None
         last = (None, None)
@@ -304,8 +519,21 @@ def decode_stream(stream, out):
         last_created = None
         for i, (first, name) in enumerate(segs):
             path = os.path.join(sdir, name)
-            with open(path, "rb") as f:
-                data = f.read()
+            if first in zsegs:
+                zpath = os.path.join(sdir, zsegs[first])
+                zraw, blocks, zfrs = inflate(zpath, number, first)
+                if sh["state"] == "open" and i == len(segs) - 1:
+                    bad(zpath, None, "the active segment of an open shard is compressed")
+                zidx = zpath[:-5] + ".zidx"
+                if os.path.exists(zidx):
+                    check_zindex(zidx, zpath, blocks, zfrs)
+            if name.endswith(".zseg"):
+                data = zraw
+            else:
+                with open(path, "rb") as f:
+                    data = f.read()
+                if first in zsegs and data != zraw:
+                    bad(zpath, None, "does not hold what %s holds" % name)
             if len(data) < 48:
                 bad(path, 0, "short header (%d bytes)" % len(data))
             magic, ver, hshard, hfirst, created, salt, s = SEG_HEADER.unpack_from(data)
@@ -339,7 +567,7 @@ def decode_stream(stream, out):
                 expect = frs[-1][3] + 1
                 prev_arrival = frs[-1][4]
             idx = path[:-4] + ".idx"
-            if os.path.exists(idx):
+            if name.endswith(".seg") and os.path.exists(idx):
                 check_index(idx, path, frs, len(data))
             last = (first, len(data))
             last_off = frs[-1][0] if frs else 0
@@ -421,6 +649,13 @@ def main(argv):
     try:
         if len(argv) == 2 and argv[0] == "--frames":
             list_frames(argv[1])
+        elif len(argv) == 2 and argv[0] == "--blocks":
+            for b in inflate(argv[1])[1]:
+                print(*b)
+        elif len(argv) == 3 and argv[0] == "--damage":
+            damage(argv[1], int(argv[2]))
+        elif len(argv) == 2 and argv[0] == "--inflate":
+            sys.stdout.buffer.write(inflate(argv[1])[0])
         elif len(argv) == 2 and argv[0] == "--meta":
             print(json.dumps(read_meta(argv[1])))
         elif len(argv) == 5 and argv[0] == "--append":

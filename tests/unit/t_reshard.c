@@ -47,7 +47,7 @@ on_ack(void *arg, const struct kds_ack *a)
 static struct kds_stream *
 new_stream(const char *name, unsigned shards)
 {
-	struct kds_create_opts o = { shards, 3600, 64 << 20, 3600 };
+	struct kds_create_opts o = { shards, 3600, 64 << 20, 3600, 0, 0 };
 	char path[128];
 	struct kds_err e;
 	struct kds_stream *st;

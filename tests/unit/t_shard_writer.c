@@ -80,7 +80,7 @@ static void
 index_into_data(void)
 {
 	static const unsigned char zeros[TAIL_LEN];
-	struct kds_create_opts o = { 1, 86400, 1 << 20, 3600 };
+	struct kds_create_opts o = { 1, 86400, 1 << 20, 3600, 0, 0 };
 	struct kds_index_entry ie = { 3, T0_MS, 0 };
 	unsigned char data[64] = { 0 }, ent[INDEX_ENTRY_LEN];
 	char path[64], idx[64], seg[64];

@@ -627,7 +627,7 @@ full_run(const char *name, uint64_t segment_bytes, int64_t segment_age,
     enum kds_sync sync)
 {
 	struct kds_create_opts co = { NSHARDS, 7 * 86400, segment_bytes,
-	    segment_age };
+	    segment_age, 0, 0 };
 	struct kds_err e = { 0, "" };
 	static struct acks k;
 	char path[4096], what[64];
@@ -672,7 +672,7 @@ on_ack2(void *arg, const struct kds_ack *a)
 static void
 producer_limits(void)
 {
-	struct kds_create_opts co = { NSHARDS, 86400, 4096, 3600 };
+	struct kds_create_opts co = { NSHARDS, 86400, 4096, 3600, 0, 0 };
 	struct kds_err e = { 0, "" };
 	struct kds_stream *st;
 	struct kds_producer *p;
@@ -798,7 +798,7 @@ producer_limits(void)
 static void
 errors(void)
 {
-	struct kds_create_opts co = { NSHARDS, 86400, 4096, 3600 };
+	struct kds_create_opts co = { NSHARDS, 86400, 4096, 3600, 0, 0 };
 	struct kds_iter_opts o = { KDS_AT_SEQUENCE_NUMBER, "x", 0, NULL, 0, 0 };
 	struct kds_err e = { 0, "" };
 	struct kds_stream *st;
