@@ -28,7 +28,8 @@ static void
 no_consumer_left(void)
 {
 	const struct kds_iter_opts th = { .type = KDS_TRIM_HORIZON };
-	struct kds_create_opts o = { 1, 86400, 1 << 20, 3600 };
+	struct kds_create_opts o = { .shards = 1, .retention_s = 86400,
+	    .segment_bytes = 1 << 20, .segment_age_s = 3600 };
 	struct kds_description d;
 	struct kds_consumer *c;
 	struct kds_stream *st;
