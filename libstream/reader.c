@@ -286,7 +286,8 @@ after_removed(struct shard_reader *r, enum frame_status fs, const char *why,
 		return corrupt(r, r->off, "segment removed while being read", e);
 	if (fstat(r->segfd, &sb) == -1)
 		return kds_fail_errno(e, "%s", r->segname);
-	if ((uint64_t)sb.st_size > r->buf_off + r->len) {
+	/* Only a buffer that reached the end can tell that it grew. */
+	if (r->eof && (uint64_t)sb.st_size > r->buf_off + r->len) {
 		r->len = 0;	/* it grew before it was sealed */
 		return 2;
 	}
@@ -377,7 +378,12 @@ at_end(struct shard_reader *r, enum frame_status fs, const char *why,
 			return kds_fail_errno(e, "%s", r->segname);
 		if ((uint64_t)sb.st_size == r->off)
 			return 0;
-		if ((uint64_t)sb.st_size > r->buf_off + r->len) {
+		/*
+		 * A bad frame may be found with the file read only in part:
+		 * then more bytes are no news, and reading again would find
+		 * the same frame, forever.
+		 */
+		if (r->eof && (uint64_t)sb.st_size > r->buf_off + r->len) {
 			r->len = 0;	/* it grew meanwhile: read again */
 			return 2;
 		}
