@@ -85,7 +85,7 @@ put_check() {
 put_base() {
 	mkstream base -n 2 --segment-bytes 4096
 	lines 20 old- | kds-put base
-	seq -f 'new-%04.0f-padding-padding' 1 400 >in
+	seq -f 'new-%04.0f-padding-padding' 1 200 >in
 }
 
 @test "kds-put: ENOSPC at any write, EIO at any fsync, rename or open" {
