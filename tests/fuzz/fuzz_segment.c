@@ -19,19 +19,26 @@
  *	the rest	files, separated by SEP below: one starting
  *			"KDSIDX" is the index of the segment before it (the
  *			bytes after those 6), one starting "KDSTAIL1" is the
- *			tail file, any other a segment, named by the first
- *			counter in its header (bytes 16-23) or, shorter than
- *			that, the one after the segment before.
+ *			tail file, one starting "KDSZSG" a compressed segment
+ *			(named by bytes 24-31), "KDSZIX" the compressed
+ *			index of the one before it (the bytes after those
+ *			6), "KDSCMP" a segment (the bytes after those 6) that
+ *			kds_zseg_compress converts, as kds-expire does; any
+ *			other a segment, named by the first counter in its
+ *			header (bytes 16-23) or, shorter than that, the one
+ *			after the segment before.
  *
  * Unless bit 3 says not to, every checksum the bytes have room for is made
- * right (segment header, each frame whose length fits, index entries, the
- * tail): random bytes would otherwise never get past the first check.
+ * right (segment headers, each frame or block whose length fits, index
+ * entries, the tail): random bytes would otherwise never get past the
+ * first check.
  *
  * KDS_FUZZ_DEBUG=1 in the environment says what each reader read.
  *
- * Invariant beside the sanitizers: when a reader reads the shard to its
+ * Invariants beside the sanitizers: when a reader reads the shard to its
  * end without an error, the writer's recovery keeps every record it read
- * (only a torn tail may be cut; kds-stream(5), CRASH RECOVERY).
+ * (only a torn tail may be cut; kds-stream(5), CRASH RECOVERY), and
+ * compressing segments changes none of the records read.
  */
 #include "fuzz.h"
 
@@ -44,6 +51,9 @@ static int shard_dirfd = -1;
 static FILE *devnull;
 static struct kds_format *fmt_all, *fmt_json;
 static int debug;		/* $KDS_FUZZ_DEBUG: say what was read */
+static uint64_t digest;		/* of the records read_all read */
+static uint64_t to_compress[MAX_FILES];	/* KDSCMP segments */
+static size_t ncompress;
 
 static void
 init(void)
@@ -96,6 +106,35 @@ reseal_index(unsigned char *p, size_t n)
 		put_le64(p + off + 24, kds_checksum(p + off, 24, 0));
 }
 
+static void
+reseal_zseg(unsigned char *p, size_t n)
+{
+	uint64_t salt;
+
+	if (n < ZSEG_HEADER_LEN)
+		return;
+	put_le64(p + 8 + 40, kds_checksum(p + 8, 40, 0));
+	put_le64(p + 88, kds_checksum(p, 88, 0));
+	salt = get_le64(p + 8 + 32);
+	for (size_t off = ZSEG_HEADER_LEN; n - off >= ZBLOCK_HEADER_LEN; ) {
+		uint32_t clen = get_le32(p + off + 28);
+
+		if (clen > n - off - ZBLOCK_HEADER_LEN)
+			break;
+		put_le64(p + off + 32, kds_checksum(p + off + ZBLOCK_HEADER_LEN,
+		    clen, salt));
+		put_le64(p + off + 40, kds_checksum(p + off, 40, salt));
+		off += ZBLOCK_HEADER_LEN + clen;
+	}
+}
+
+static void
+reseal_zidx(unsigned char *p, size_t n)
+{
+	for (size_t off = 0; n - off >= ZIDX_ENTRY_LEN; off += ZIDX_ENTRY_LEN)
+		put_le64(p + off + 32, kds_checksum(p + off, 32, 0));
+}
+
 /* Lay the files out in the shard directory; 1 when a tail was given. */
 static int
 lay_out(unsigned char *p, size_t n, int reseal)
@@ -103,9 +142,10 @@ lay_out(unsigned char *p, size_t n, int reseal)
 	static const unsigned char zeros[TAIL_LEN];
 	uint64_t counter = 0;
 	char name[64];
-	int files = 0, tail = 0, seg = 0;
+	int files = 0, tail = 0, seg = 0, zseg = 0;
 
 	fuzz_clear(shard_dirfd);
+	ncompress = 0;
 	while (files < MAX_FILES) {
 		unsigned char *end = memmem(p, n, SEP, sizeof(SEP) - 1);
 		size_t len = end ? (size_t)(end - p) : n;
@@ -123,14 +163,42 @@ lay_out(unsigned char *p, size_t n, int reseal)
 				put_le64(p + 56, kds_checksum(p, 56, 0));
 			fuzz_write(shard_dirfd, "tail", p, len);
 			tail = 1;
-		} else {
-			counter = len >= 24 ? get_le64(p + 16) % COUNTER_LIMIT :
+		} else if (len >= 6 && memcmp(p, ZSEG_MAGIC, 6) == 0) {
+			counter = len >= 32 ? get_le64(p + 24) % COUNTER_LIMIT :
 			    counter + 1;
 			if (reseal)
-				reseal_segment(p, len);
-			kds_seg_name(0, counter, ".seg", name, sizeof(name));
+				reseal_zseg(p, len);
+			kds_seg_name(0, counter, ".zseg", name, sizeof(name));
 			fuzz_write(shard_dirfd, name, p, len);
+			seg = 0;
+			zseg = 1;
+		} else if (len >= 6 && memcmp(p, "KDSZIX", 6) == 0) {
+			if (reseal)
+				reseal_zidx(p + 6, len - 6);
+			if (zseg) {
+				kds_seg_name(0, counter, ".zidx", name,
+				    sizeof(name));
+				fuzz_write(shard_dirfd, name, p + 6, len - 6);
+			}
+		} else {
+			unsigned char *q = p;
+			size_t qlen = len;
+			int compress = len >= 6 && memcmp(p, "KDSCMP", 6) == 0;
+
+			if (compress) {
+				q += 6;
+				qlen -= 6;
+			}
+			counter = qlen >= 24 ? get_le64(q + 16) % COUNTER_LIMIT :
+			    counter + 1;
+			if (reseal)
+				reseal_segment(q, qlen);
+			kds_seg_name(0, counter, ".seg", name, sizeof(name));
+			fuzz_write(shard_dirfd, name, q, qlen);
+			if (compress)
+				to_compress[ncompress++] = counter;
 			seg = 1;
+			zseg = 0;
 		}
 		files++;
 		if (end == NULL)
@@ -154,6 +222,7 @@ read_all(const struct kds_iter_opts *o)
 	long n = 0;
 	int rc;
 
+	digest = 0;
 	if ((rd = kds_reader_open(st, o, &e)) == NULL) {
 		if (debug)
 			fprintf(stderr, "iterator %d: %s\n", o->type, e.msg);
@@ -164,6 +233,9 @@ read_all(const struct kds_iter_opts *o)
 		    r.keylen + r.datalen <= KDS_MAX_RECORD);
 		kds_format_write(devnull, fmt_all, "s", &r);
 		kds_format_write(devnull, fmt_json, "s", &r);
+		digest = kds_checksum(r.key, r.keylen, digest ^ r.counter);
+		digest = kds_checksum(r.data, r.datalen, digest ^
+		    (uint64_t)r.arrival_ms);
 		n++;
 	}
 	kds_reader_close(rd);
@@ -171,6 +243,42 @@ read_all(const struct kds_iter_opts *o)
 		fprintf(stderr, "iterator %d: %ld records%s%s\n", o->type, n,
 		    rc == -1 ? ", then: " : "", rc == -1 ? e.msg : "");
 	return rc == -1 ? -1 : n;
+}
+
+/* Compress the KDSCMP segments as kds-expire does: records read before
+ * and after are the same when they were all read and all converted. */
+static void
+compress(void)
+{
+	const struct kds_iter_opts th = { .type = KDS_TRIM_HORIZON };
+	long before = read_all(&th), after;
+	uint64_t was = digest;
+	struct kds_zseg_stats zs;
+	struct kds_err e;
+	char name[64];
+	int all = 1;
+
+	for (size_t i = 0; i < ncompress; i++) {
+		if (kds_zseg_compress(shard_dirfd, 0, to_compress[i], &zs,
+		    &e) == -1) {
+			if (debug)
+				fprintf(stderr, "compress: %s\n", e.msg);
+			all = 0;
+			continue;
+		}
+		kds_seg_name(0, to_compress[i], ".seg", name, sizeof(name));
+		unlinkat(shard_dirfd, name, 0);
+		kds_seg_name(0, to_compress[i], ".idx", name, sizeof(name));
+		unlinkat(shard_dirfd, name, 0);
+	}
+	if (before < 0 || !all)
+		return;
+	after = read_all(&th);
+	if (after != before || digest != was)
+		fprintf(stderr, "compression: %ld records read before, %ld "
+		    "after%s\n", before, after, digest != was ?
+		    ", not the same" : "");
+	FUZZ_ASSERT(after == before && digest == was);
 }
 
 static void
@@ -214,6 +322,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	o.timestamp_ms = (int64_t)param;
 	kds_seq_format(0, param % COUNTER_LIMIT, seq);
 	o.sequence = seq;
+	if (ncompress > 0)
+		compress();
 	read_all(&o);
 	if (mode & 0x10)
 		kds_stream_verify(st, 0, no_report, NULL, &vs, &e);
