@@ -181,6 +181,10 @@ zload(struct shard_reader *r, uint64_t at, struct kds_err *e)
 	}
 	if (rc == 1)
 		return corrupt(r, at, why, e);
+	/* The block must hold the frame at off: peek would throw away any
+	 * other, and come back for the same block, forever. */
+	if (b.seg_off > r->off || r->off - b.seg_off >= b.raw_len)
+		return corrupt(r, at, "block out of place", e);
 	r->buf_off = b.seg_off;
 	r->len = b.raw_len;
 	r->eof = 0;
