@@ -392,7 +392,7 @@ bench_seek() {	# bench_seek
 	row "AT_SEQUENCE_NUMBER, $small_mb MB stream" "" "" "" "$(ms "${seek_t[seek_small.seq]}")" "" ""
 	big_mb=$(calc "$small_mb * 20")
 	# framing and indexes: a 100-byte record takes about 140 bytes
-	need=$(awk -v n="$(stat -c %s "$in")" 'BEGIN { printf "%d", n * 20 * 1.6 }')
+	need=$(awk -v n="$(stat -c %s "$in")" 'BEGIN { printf "%.0f", n * 20 * 1.6 }')
 	avail=$(df -P -B1 "$dir" | awk 'NR == 2 { print $4 }')
 	if [ "$big" = 0 ]; then
 		NOTES+=("The $big_mb MB seek stream was skipped (BENCH_BIG=0).")
