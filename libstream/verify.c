@@ -614,6 +614,28 @@ zindex_check(struct pass *p, int dirfd, const char *id, const char *zidx,
 	return rc;
 }
 
+/*
+ * A segment's first counter against the one the segment before it ended
+ * at (expect, 0 for none): a gap or an overlap is damage.  -1: no memory.
+ */
+static int
+follows(struct pass *p, const struct kds_shard *sh, const char *file,
+    uint64_t first, uint64_t expect, struct seg_end *se)
+{
+	char lost[2 * KDS_SEQ_LEN + 80];
+
+	if (expect == 0 || first == expect)
+		return 0;
+	if (first > expect)
+		seqs(lost, sizeof(lost), sh->number, expect, first - 1);
+	else
+		snprintf(lost, sizeof(lost), "overlaps it");
+	se->damaged = 1;
+	return add(p, K_DAMAGE, file, "offset 0: first sequence number does "
+	    "not follow the previous segment (%s%s)", lost,
+	    first > expect ? " missing" : "") == NULL ? -1 : 0;
+}
+
 /* walk_segment's, for SEQ.zseg: 0, 1 when it is not there either, -1. */
 static int
 walk_zsegment(struct pass *p, int dirfd, const struct kds_shard *sh,
@@ -621,7 +643,6 @@ walk_zsegment(struct pass *p, int dirfd, const struct kds_shard *sh,
     struct kds_err *e)
 {
 	char id[KDS_SHARD_ID_LEN + 1], name[64], zidx[64], file[96];
-	char lost[2 * KDS_SEQ_LEN + 80];
 	unsigned char h[ZSEG_HEADER_LEN], *buf = NULL;
 	struct kds_zseg_header zh;
 	struct kds_zbuf z = { 0 };
@@ -658,17 +679,8 @@ walk_zsegment(struct pass *p, int dirfd, const struct kds_shard *sh,
 		    kds_fail_errno(e, "verify");
 		goto out;
 	}
-	if (*expect != 0 && first != *expect) {
-		if (first > *expect)
-			seqs(lost, sizeof(lost), sh->number, *expect, first - 1);
-		else
-			snprintf(lost, sizeof(lost), "overlaps it");
-		se->damaged = 1;
-		if (add(p, K_DAMAGE, file, "offset 0: first sequence number "
-		    "does not follow the previous segment (%s%s)", lost,
-		    first > *expect ? " missing" : "") == NULL)
-			goto nomem;
-	}
+	if (follows(p, sh, file, first, *expect, se) == -1)
+		goto nomem;
 	*expect = first;
 	while (at < fsize) {
 		struct kds_zblock b;
@@ -859,17 +871,8 @@ walk_segment(struct pass *p, int dirfd, const struct kds_shard *sh,
 		rc = 0;
 		goto out;
 	}
-	if (*expect != 0 && first != *expect) {
-		if (first > *expect)
-			seqs(lost, sizeof(lost), sh->number, *expect, first - 1);
-		else
-			snprintf(lost, sizeof(lost), "overlaps it");
-		se->damaged = 1;
-		if (add(p, K_DAMAGE, file, "offset 0: first sequence number "
-		    "does not follow the previous segment (%s%s)", lost,
-		    first > *expect ? " missing" : "") == NULL)
-			goto nomem;
-	}
+	if (follows(p, sh, file, first, *expect, se) == -1)
+		goto nomem;
 	*expect = first;
 	while (off < len) {
 		struct kds_frame f;
