@@ -57,7 +57,7 @@ $(BUILD)/unit/%: tests/unit/%.c tests/unit/tap.h $(BUILD)/libstream.a
 TEST_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 check: all $(UNITBIN)
 	@command -v mandoc >/dev/null && mandoc -Tlint -W warning $(MAN1) $(MAN5) $(MAN7)
-	KDS_BUILD=$(abspath $(BUILD)) prove -j$(TEST_JOBS) --failures --comments \
+	KDS_BUILD=$(abspath $(BUILD)) prove -j$(TEST_JOBS) --timer --failures --comments \
 		--exec tests/run-tap \
 		$(UNITBIN) tests/*.bats
 
