@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,6 +144,8 @@ main(int argc, char *argv[])
 			usage();
 		}
 	}
+	/* A file size limit must fail a write (EFBIG), not kill us midway. */
+	signal(SIGXFSZ, SIG_IGN);
 	argc -= optind;
 	argv += optind;
 	if (argc != 1 || argv[0][0] == '\0')

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -436,6 +437,8 @@ main(int argc, char *argv[])
 			usage();
 		}
 	}
+	/* A file size limit must fail a write (EFBIG), not kill us midway. */
+	signal(SIGXFSZ, SIG_IGN);
 	argc -= optind;
 	argv += optind;
 	if (argc != 1 || argv[0][0] == '\0')

@@ -9,6 +9,7 @@
 #include <err.h>
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,6 +196,8 @@ main(int argc, char *argv[])
 			usage();
 		}
 	}
+	/* A file size limit must fail a write (EFBIG), not kill us midway. */
+	signal(SIGXFSZ, SIG_IGN);
 	argc -= optind;
 	argv += optind;
 	if (argc < 1)

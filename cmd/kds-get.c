@@ -554,6 +554,8 @@ main(int argc, char *argv[])
 			usage();
 		}
 	}
+	/* A file size limit must fail a write (EFBIG), not kill us midway. */
+	signal(SIGXFSZ, SIG_IGN);
 	argc -= optind;
 	argv += optind;
 	if ((archive ? argc < 1 : argc != 1) || argv[0][0] == '\0')

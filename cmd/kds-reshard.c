@@ -5,6 +5,7 @@
  */
 #include <err.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +121,8 @@ main(int argc, char *argv[])
 			usage();
 		}
 	}
+	/* A file size limit must fail a write (EFBIG), not kill us midway. */
+	signal(SIGXFSZ, SIG_IGN);
 	argc -= optind;
 	argv += optind;
 	if (argc < 2 || argv[0][0] == '\0')
