@@ -54,6 +54,7 @@ static int debug;		/* $KDS_FUZZ_DEBUG: say what was read */
 static uint64_t digest;		/* of the records read_all read */
 static uint64_t to_compress[MAX_FILES];	/* KDSCMP segments */
 static size_t ncompress;
+static int twins;		/* a .seg and a .zseg of one counter */
 
 static void
 init(void)
@@ -145,7 +146,7 @@ lay_out(unsigned char *p, size_t n, int reseal)
 	int files = 0, tail = 0, seg = 0, zseg = 0;
 
 	fuzz_clear(shard_dirfd);
-	ncompress = 0;
+	ncompress = twins = 0;
 	while (files < MAX_FILES) {
 		unsigned char *end = memmem(p, n, SEP, sizeof(SEP) - 1);
 		size_t len = end ? (size_t)(end - p) : n;
@@ -168,6 +169,8 @@ lay_out(unsigned char *p, size_t n, int reseal)
 			    counter + 1;
 			if (reseal)
 				reseal_zseg(p, len);
+			kds_seg_name(0, counter, ".seg", name, sizeof(name));
+			twins |= faccessat(shard_dirfd, name, F_OK, 0) == 0;
 			kds_seg_name(0, counter, ".zseg", name, sizeof(name));
 			fuzz_write(shard_dirfd, name, p, len);
 			seg = 0;
@@ -193,6 +196,8 @@ lay_out(unsigned char *p, size_t n, int reseal)
 			    counter + 1;
 			if (reseal)
 				reseal_segment(q, qlen);
+			kds_seg_name(0, counter, ".zseg", name, sizeof(name));
+			twins |= faccessat(shard_dirfd, name, F_OK, 0) == 0;
 			kds_seg_name(0, counter, ".seg", name, sizeof(name));
 			fuzz_write(shard_dirfd, name, q, qlen);
 			if (compress)
@@ -331,8 +336,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const struct kds_iter_opts th = { .type = KDS_TRIM_HORIZON };
 		long before = read_all(&th), after;
 
+		/* Not with a forged tail, nor with a segment both plain and
+		 * compressed: recovery may remove a plain one cut short in a
+		 * roll, which readers pass over, and nothing compresses a
+		 * shard's last segment. */
 		if (kds_shard_recover(st, 0, &last, &e) == 0 && before >= 0 &&
-		    !tail) {
+		    !tail && !twins) {
 			after = read_all(&th);
 			if (after != before)
 				fprintf(stderr, "recovery: %ld records read "
