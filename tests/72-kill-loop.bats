@@ -74,17 +74,17 @@ read_all() {
 	[ ! -s err ] || { echo "kds-get: $(cat err)" >&2; return 1; }
 }
 
-# slot_loop SLOT PER N: producers of N records, runs SLOT*1000 + 1, ...,
-# each killed after 0 to 11 ms, until PER were killed (or 3 PER tried);
-# ack.RUN, err.RUN and status.RUN of each.
+# slot_loop SLOT PER N SPAN: producers of N records, runs SLOT*1000 + 1,
+# ..., each killed after 0 to SPAN - 1 ms, until PER were killed (or 3 PER
+# tried); ack.RUN, err.RUN and status.RUN of each.
 slot_loop() {
-	local slot=$1 per=$2 n=$3 kills=0 k r pid st
+	local slot=$1 per=$2 n=$3 span=$4 kills=0 k r pid st
 	for ((k = 0; kills < per && k < 3 * per; k++)); do
 		r=$((slot * 1000 + k + 1))
 		gen "$r" "$n" >"$BATS_TEST_TMPDIR/in.$r"
 		kds-put --sync=always -p s <"$BATS_TEST_TMPDIR/in.$r" >ack.$r 2>err.$r &
 		pid=$!
-		ms_sleep $((RANDOM % 12))
+		ms_sleep $((RANDOM % span))
 		kill -9 "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
 		st=$?
@@ -100,9 +100,16 @@ slot_loop() {
 	# other until it has killed $per; the slots run at once, so kills
 	# land during other producers' writes too.  (In a bash of their own:
 	# bats's per-command trap would triple the time of the loop.)
+	# kills land from before main() to 12 ms past the time a producer
+	# takes to answer its first record here (a sanitizer build starts
+	# slowly: a fixed window would kill every one before its first ack)
+	mkstream probe
+	t0=$(date +%s%N)
+	echo x | kds-put --sync=always -p probe >/dev/null
+	span=$((($(date +%s%N) - t0) / 1000000 + 12))
 	export -f gen ms_sleep slot_loop
 	for ((slot = 0; slot < slots; slot++)); do
-		bash -c 'slot_loop "$@"' _ "$slot" "$per" "$n" &
+		bash -c 'slot_loop "$@"' _ "$slot" "$per" "$n" "$span" &
 	done
 	wait
 	killed=$(cat status.* | grep -c '^137$' || true)
