@@ -126,7 +126,11 @@ crash_loop() {
 			echo "crash at $calls $n: 'after' not right after the prefix" >&2
 			return 1
 		}
-		decode_ok s || { echo "crash at $calls $n: decoder disagrees" >&2; return 1; }
+		# kds-get checked every checksum; the independent decoder, the
+		# most costly check, every 3rd crash point and the last
+		if ((n % 3 == 1)) || [ "$status" -eq 0 ]; then
+			decode_ok s || { echo "crash at $calls $n: decoder disagrees" >&2; return 1; }
+		fi
 		if [ "$status" -eq 0 ]; then
 			cmp -s <(cat all; echo after) out2
 			echo "# $calls: $((n - 1)) crash points" >&3
