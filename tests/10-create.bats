@@ -276,7 +276,7 @@ DURATION_HINT="a number and s, m, h or d, from 1s to 8760h"
 # the parent), a whole stream: never a part of one.
 inject_until_done() {
 	local calls=$1 err=$2 n
-	for ((n = 1; n <= 40; n++)); do
+	for ((n = 1; n <= 40; n += STEP)); do
 		run --separate-stderr strace -f -o /dev/null -e trace="$calls" \
 		    -e inject="$calls":error="$err":when=$n kds-create -n 4 s
 		if [ "$status" -eq 0 ]; then

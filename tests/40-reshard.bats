@@ -787,7 +787,7 @@ EOF
 	kills=0
 	for sc in mkdir,mkdirat write pwrite64 fsync fdatasync \
 	    rename,renameat,renameat2 unlink,unlinkat; do
-		for ((n = 1; ; n++)); do
+		for ((n = 1; ; n += STEP)); do
 			rm -rf s && cp -a base s
 			# leftovers of an earlier interrupted run, for the cleanup
 			mkdir s/shardId-000000000002 && : >s/shardId-000000000002/tail
@@ -814,5 +814,5 @@ EOF
 		done
 	done
 	echo "# $kills kills" >&3
-	[ "$kills" -gt 10 ]
+	[ "$kills" -gt $((10 / STEP)) ]
 }

@@ -193,7 +193,7 @@ HOUR_DIR=2025/11/28
 # once, with no .tmp left and a well-formed stream.
 crash_points() {
 	local calls=$1 n out rc
-	for ((n = 1; n <= 80; n++)); do
+	for ((n = 1; n <= 80; n += STEP)); do
 		rm -rf s arch
 		cp -a tmpl s
 		mkdir arch

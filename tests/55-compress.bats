@@ -333,7 +333,7 @@ EOF
 # (1 + STEP)th, ... call of CALLS until a run completes; after each crash
 # every record reads once, the decoder agrees, and a rerun finishes the job.
 crash_points() {
-	local calls=$1 step=${2:-1} n out rc
+	local calls=$1 step=$((${2:-1} * STEP)) n out rc
 	for ((n = 1; n <= 200; n += step)); do
 		rm -rf s
 		cp -a tmpl s

@@ -106,7 +106,7 @@ crash_loop() {
 	seq -f 'old-%.0f' 1 50 | kds-put -k k pristine
 	seq -f 'rec-%04.0f' 1 400 >in
 	{ seq -f 'old-%.0f' 1 50; cat in; } >all
-	for ((n = 1; n <= 400; n++)); do
+	for ((n = 1; n <= 400; n += STEP)); do
 		rm -rf s && cp -a pristine s
 		run strace -f -o /dev/null -e trace="$calls" \
 		    -e inject="$calls":signal=KILL:when=$n kds-put -k k s <in

@@ -46,7 +46,7 @@ each() {
 	local call=$1 err=$2 n=1 fails=0
 	shift 2
 	[ "$call" != openat ] || n=$(($(loader_opens "$1") + 1))
-	for ((; n <= 200; n++)); do
+	for ((; n <= 200; n += STEP)); do
 		rm -rf s && cp -a base s
 		status=0
 		strace -f -o /dev/null -e trace="$call" \
