@@ -18,12 +18,35 @@ kds_fsync_dir(int dirfd, const char *what, struct kds_err *e)
 	return 0;
 }
 
+/* All of buf to fd, through short writes and EINTR; a write of nothing
+ * is a full disk.  0, or -1 with errno. */
+int
+kds_write_all(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+
+	while (n > 0) {
+		ssize_t k = write(fd, p, n);
+
+		if (k == -1 && errno == EINTR)
+			continue;
+		if (k == -1)
+			return -1;
+		if (k == 0) {
+			errno = ENOSPC;
+			return -1;
+		}
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
 int
 kds_atomic_write(int dirfd, const char *name, const void *buf, size_t len,
     struct kds_err *e)
 {
 	char tmp[256];
-	const char *p = buf;
 	int fd;
 
 	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
@@ -33,17 +56,9 @@ kds_atomic_write(int dirfd, const char *name, const void *buf, size_t len,
 		return kds_fail_errno(e, "%s", tmp);
 	if (kds_perm_fix(dirfd, fd, tmp, e) == -1)
 		goto fail;
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			kds_fail_errno(e, "%s: write", tmp);
-			goto fail;
-		}
-		p += n;
-		len -= (size_t)n;
+	if (kds_write_all(fd, buf, len) == -1) {
+		kds_fail_errno(e, "%s: write", tmp);
+		goto fail;
 	}
 	if (fsync(fd) == -1) {
 		kds_fail_errno(e, "%s: fsync", tmp);

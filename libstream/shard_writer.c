@@ -687,26 +687,6 @@ undo:
 	return -1;
 }
 
-static int
-write_all(int fd, const unsigned char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t k = write(fd, p, n);
-
-		if (k == -1 && errno == EINTR)
-			continue;
-		if (k == -1)
-			return -1;
-		if (k == 0) {
-			errno = ENOSPC;
-			return -1;
-		}
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
 /* Write [buf, buf+len) (n whole frames) into the active segment. */
 static int
 append_chunk(struct kds_shard_writer *w, unsigned char *buf, size_t len,
@@ -737,7 +717,7 @@ append_chunk(struct kds_shard_writer *w, unsigned char *buf, size_t len,
 		pos += get_le32(p + 8);
 	}
 	t.last_arrival = arrival;
-	if (write_all(w->segfd, buf, pos) == -1) {
+	if (kds_write_all(w->segfd, buf, pos) == -1) {
 		kds_fail_errno(e, "%s: write", w->segname);
 		goto undo;
 	}

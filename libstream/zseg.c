@@ -270,28 +270,6 @@ out:
 	return 0;
 }
 
-static int
-write_all(int fd, const void *buf, size_t n)
-{
-	const char *p = buf;
-
-	while (n > 0) {
-		ssize_t k = write(fd, p, n);
-
-		if (k == -1 && errno == EINTR)
-			continue;
-		if (k == -1)
-			return -1;
-		if (k == 0) {
-			errno = ENOSPC;
-			return -1;
-		}
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
 /* The conversion's state: SEQ.seg in, SEQ.zseg.tmp and SEQ.zidx out. */
 struct conv {
 	int			 segfd, zfd, ifd;
@@ -351,7 +329,7 @@ put_block(struct conv *c, uint64_t seg_off, size_t len, uint64_t first,
 	put_le64(p + 32, kds_checksum(p + ZBLOCK_HEADER_LEN, n,
 	    c->h.seg.salt));
 	put_le64(p + 40, kds_checksum(p, 40, c->h.seg.salt));
-	if (write_all(c->zfd, p, ZBLOCK_HEADER_LEN + n) == -1)
+	if (kds_write_all(c->zfd, p, ZBLOCK_HEADER_LEN + n) == -1)
 		return kds_fail_errno(e, "%s: write", c->tmp);
 	c->zoff += ZBLOCK_HEADER_LEN + n;
 	return 0;
@@ -518,7 +496,7 @@ kds_zseg_compress(int dirfd, uint64_t shard, uint64_t first,
 		goto out;
 	/* The header goes last, once it is known: zeros hold its place. */
 	memset(hdr, 0, sizeof(hdr));
-	if (write_all(c.zfd, hdr, sizeof(hdr)) == -1) {
+	if (kds_write_all(c.zfd, hdr, sizeof(hdr)) == -1) {
 		kds_fail_errno(e, "%s: write", c.tmp);
 		goto out;
 	}
@@ -532,7 +510,7 @@ kds_zseg_compress(int dirfd, uint64_t shard, uint64_t first,
 		kds_fail_errno(e, "%s: write", c.tmp);
 		goto out;
 	}
-	if (write_all(c.ifd, c.ix, c.nix * ZIDX_ENTRY_LEN) == -1) {
+	if (kds_write_all(c.ifd, c.ix, c.nix * ZIDX_ENTRY_LEN) == -1) {
 		kds_fail_errno(e, "%s: write", c.idx);
 		goto out;
 	}
