@@ -18,9 +18,9 @@ FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 CC	?= cc
 CFLAGS	?= -O2 -g
 BUILD	?= build
-KDS_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wpointer-arith \
+KDS_CFLAGS = -std=gnu11 -pthread -Wall -Wextra -Werror -Wshadow -Wpointer-arith \
 	-Wstrict-prototypes -Wmissing-prototypes -Ilibstream
-LDLIBS	= -lxxhash -lnettle -ljansson -larchive -lzstd
+LDLIBS	= -pthread -lxxhash -lnettle -ljansson -larchive -lzstd
 
 TOOLS	= kds-create kds-put kds-get kds-describe kds-expire kds-reshard
 LIBSRC	= $(wildcard libstream/*.c)
