@@ -20,6 +20,7 @@
 #define FLUSH_AFTER_MS	50		/* a pending record waits no longer */
 #define FLUSH_IDLE_MS	1		/* nor after input paused this long */
 #define LINE_MAX_BYTES	(3 * KDS_MAX_RECORD)	/* base64 of 1 MiB in JSON */
+#define READ_WINDOW	(256 * 1024)	/* a read(2) at most, see read_input() */
 /* A value as a message may show it: one line, escaped, cut. */
 #define V(s)		kds_printable((s), val, sizeof(val))
 
@@ -228,7 +229,8 @@ monotonic_ms(void)
 static void
 read_input(struct put *c, char delim)
 {
-	size_t cap = LINE_MAX_BYTES + 65536, start = 0, end = 0;
+	size_t cap = LINE_MAX_BYTES + READ_WINDOW, start = 0, end = 0;
+	size_t scanned = 0;		/* no delimiter in [start, scanned) */
 	char *buf = malloc(cap), *nl;
 	int64_t pending_since = -1;
 	int discarding = 0;
@@ -238,14 +240,17 @@ read_input(struct put *c, char delim)
 		err(1, "input");
 	for (;;) {
 		struct pollfd pfd = { 0, POLLIN, 0 };
+		size_t want;
 		ssize_t n;
 
-		while ((nl = memchr(buf + start, delim, end - start)) != NULL) {
+		while ((nl = memchr(buf + scanned, delim, end - scanned)) !=
+		    NULL) {
 			if (!discarding)
 				put_one(c, buf + start, (size_t)(nl - (buf + start)));
 			discarding = 0;
-			start = (size_t)(nl - buf) + 1;
+			start = scanned = (size_t)(nl - buf) + 1;
 		}
+		scanned = end;
 		if (!discarding && end - start > LINE_MAX_BYTES - 1) {
 			char why[80];
 
@@ -259,6 +264,7 @@ read_input(struct put *c, char delim)
 			start = end;
 		memmove(buf, buf + start, end - start);
 		end -= start;
+		scanned -= start;
 		start = 0;
 		if (!kds_producer_pending(c->p)) {
 			pending_since = -1;
@@ -276,7 +282,14 @@ read_input(struct put *c, char delim)
 				pending_since = -1;
 			}
 		}
-		n = read(0, buf + end, cap - end);
+		/*
+		 * At most READ_WINDOW a read: the buffer is sized for the
+		 * longest line, but short lines then touch only its first
+		 * pages, and a page first touched costs a fault, dearer than
+		 * the read(2) calls saved.
+		 */
+		want = cap - end < READ_WINDOW ? cap - end : READ_WINDOW;
+		n = read(0, buf + end, want);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1)
