@@ -13,14 +13,24 @@
 
 #include "internal.h"
 
+/*
+ * A batch is written when it holds BATCH_BYTES, or SLOT_BYTES a shard it
+ * goes to if that is more, up to BATCH_BYTES_MAX: each shard written costs
+ * a lock, a tail update and an index append, which small parts over many
+ * shards would pay too often.
+ */
 #define BATCH_BYTES	(1024 * 1024)
-#define BATCH_RECORDS	16384
+#define SLOT_BYTES	(256 * 1024)
+#define BATCH_BYTES_MAX	(4 * 1024 * 1024)
+#define BATCH_RECORDS	32768
 
 struct slot {
 	uint64_t		 shard;
 	struct kds_shard_writer	*w;
 	unsigned char		*buf;		/* frames, unsealed */
 	size_t			 len, cap, nframes;
+	uint64_t		 next;		/* counter of the first record */
+	size_t			 unmarked;	/* written, not yet marked so */
 };
 
 struct route {
@@ -53,6 +63,7 @@ struct kds_producer {
 	size_t			 lastkeylen;
 	unsigned __int128	 lasthash;
 	size_t			 spread_next;	/* round-robin position */
+	size_t			 batch_bytes;	/* see BATCH_BYTES */
 };
 
 static int
@@ -110,6 +121,11 @@ build_routes(struct kds_producer *p, struct kds_err *e)
 	free(p->routes);
 	p->routes = r;
 	p->nroutes = n;
+	p->batch_bytes = n * SLOT_BYTES;
+	if (p->batch_bytes < BATCH_BYTES)
+		p->batch_bytes = BATCH_BYTES;
+	if (p->batch_bytes > BATCH_BYTES_MAX)
+		p->batch_bytes = BATCH_BYTES_MAX;
 	return 0;
 }
 
@@ -237,7 +253,7 @@ slotted:
 	p->recs[p->nrecs].written = 0;
 	p->nrecs++;
 	p->bytes += flen;
-	if (p->bytes >= BATCH_BYTES || p->nrecs == BATCH_RECORDS)
+	if (p->bytes >= p->batch_bytes || p->nrecs == BATCH_RECORDS)
 		return kds_producer_flush(p, e);
 	return 0;
 }
@@ -299,19 +315,22 @@ out:
 	return rc;
 }
 
-/* The first n pending records of slot i are in its shard from counter
- * first on. */
+/*
+ * Give the records each slot's writes stored their counters, in one pass
+ * over the batch: a slot's stored records are its first unwritten ones.
+ */
 static void
-mark_written(struct kds_producer *p, size_t i, uint64_t first, size_t n)
+mark_written(struct kds_producer *p)
 {
-	for (size_t k = 0; k < p->nrecs && n > 0; k++) {
+	for (size_t k = 0; k < p->nrecs; k++) {
 		struct pending *r = &p->recs[k];
+		struct slot *s = &p->slots[r->slot];
 
-		if (r->slot != i || r->written)
+		if (r->written || s->unmarked == 0)
 			continue;
-		r->counter = first++;
+		r->counter = s->next++;
 		r->written = 1;
-		n--;
+		s->unmarked--;
 	}
 }
 
@@ -346,10 +365,12 @@ write_slot(struct kds_producer *p, size_t i, struct kds_err *e)
 			if (rc == 0 && p->sync == KDS_SYNC_ALWAYS &&
 			    (rc = kds_shard_writer_sync(s->w, e)) == -1)
 				stored = 0;
-			mark_written(p, i, first, stored);
+			s->next = first;
+			s->unmarked = stored;
 			return rc;
 		}
 		/* Closed under us; its records go where they belong now. */
+		mark_written(p);
 		return reroute(p, e) == -1 ? -1 : 1;
 	}
 }
@@ -382,6 +403,7 @@ kds_producer_flush(struct kds_producer *p, struct kds_err *e)
 	 * Records of other shards after that one may be stored unacked, as
 	 * when a PutRecords answer is lost; never the other way round.
 	 */
+	mark_written(p);
 	for (size_t k = 0; k < p->nrecs && p->ack != NULL; k++) {
 		const struct pending *r = &p->recs[k];
 		uint64_t shard = p->slots[r->slot].shard;
@@ -396,6 +418,7 @@ kds_producer_flush(struct kds_producer *p, struct kds_err *e)
 	for (i = 0; i < p->nslots; i++) {
 		p->slots[i].len = 0;
 		p->slots[i].nframes = 0;
+		p->slots[i].unmarked = 0;
 	}
 	p->nrecs = 0;
 	p->bytes = 0;
