@@ -218,7 +218,11 @@ kds_producer_add(struct kds_producer *p, const struct kds_put_record *r,
 		    "(partition key and data)", KDS_MAX_RECORD), KDS_BAD_RECORD;
 	if (r->spread && r->explicit_hash_key == NULL) {
 		/* Round-robin: exactly even, and no MD5 to compute. */
-		ri = p->spread_next++ % p->nroutes;
+		/* Counted round, not taken modulo: a division per record
+		 * costs more than all else of routing it.  A reshard may
+		 * have left fewer routes than the count. */
+		ri = p->spread_next < p->nroutes ? p->spread_next : 0;
+		p->spread_next = ri + 1 == p->nroutes ? 0 : ri + 1;
 		h = p->routes[ri].start;
 		si = p->routes[ri].slot;
 		goto slotted;
