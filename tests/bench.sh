@@ -218,10 +218,16 @@ bench_throughput() {	# bench_throughput RECORD-BYTES RECORDS
 	thru "cat file >file (the limit)" "$tc" "$n" "$bytes" "$tc"
 	thru "dd bs=128K: read(2) and write(2), as kds-put must" "$t" "$n" "$bytes" "$tc"
 	thru "cat file \\| cat >/dev/null (the limit of a pipe)" "$tcp" "$n" "$bytes" "$tcp"
-	for S in 1 8; do
+	# 4 shards is the foundation issue's own case, whose goal is half
+	# of cat; 1 and 8 are the performance issue's, whose goal is 60%.
+	local counts="1 8" g
+	[ "$size" = 100 ] && counts="1 4 8"
+	for S in $counts; do
+		g=$goal
+		[ "$S" = 4 ] && g=50
 		say "kds-put and kds-get, $size-byte records, $(shards "$S")"
 		best t put_setup put_never
-		thru "kds-put --sync=never, $(shards "$S")" "$t" "$n" "$bytes" "$tc" $goal
+		thru "kds-put --sync=never, $(shards "$S")" "$t" "$n" "$bytes" "$tc" $g
 		[ "$size" = 100 ] && one_put[$S]=$(calc "$n / $t")
 		if [ "$size" = 100 ] && [ "$S" = 8 ]; then
 			best t put_setup put_field
@@ -231,9 +237,9 @@ bench_throughput() {	# bench_throughput RECORD-BYTES RECORDS
 		best t put_setup put_exit
 		thru "kds-put (default: fdatasync at exit), $(shards "$S")" "$t" "$n" "$bytes" "$tc"
 		best t out_setup get_file
-		thru "kds-get >file, $(shards "$S")" "$t" "$n" "$bytes" "$tc" $goal
+		thru "kds-get >file, $(shards "$S")" "$t" "$n" "$bytes" "$tc" $g
 		best t : get_pipe
-		thru "kds-get \\| cat >/dev/null, $(shards "$S")" "$t" "$n" "$bytes" "$tcp" $goal
+		thru "kds-get \\| cat >/dev/null, $(shards "$S")" "$t" "$n" "$bytes" "$tcp" $g
 		if [ "$S" = 8 ]; then
 			put_setup
 			rss "$(commas "$n") records of $size bytes into 8 shards" kds-put "$dir/s" <"$in"
