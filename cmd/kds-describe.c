@@ -87,6 +87,25 @@ retention(int64_t s)
 	return b;
 }
 
+/* A size as kds-create takes it: 64M rather than 67108864. */
+static const char *
+size(uint64_t n)
+{
+	static char b[32];
+	static const char units[] = "GMK";
+
+	for (int i = 0; i < 3; i++) {
+		uint64_t u = 1ULL << (10 * (3 - i));
+
+		if (n >= u && n % u == 0) {
+			snprintf(b, sizeof(b), "%" PRIu64 "%c", n / u, units[i]);
+			return b;
+		}
+	}
+	snprintf(b, sizeof(b), "%" PRIu64, n);
+	return b;
+}
+
 static void
 cell(struct table *t, size_t col, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -158,6 +177,12 @@ text(const char *name, const struct kds_description *d)
 
 	printf("stream     %s\n", name);
 	printf("retention  %s\n", retention(d->retention_s));
+	printf("segments   past %s", size(d->segment_bytes));
+	printf(" or %s\n", retention(d->segment_age_s));
+	if (d->compress)
+		printf("compress   after %s\n", retention(d->compress_after_s));
+	else
+		printf("compress   never\n");
 	printf("shards     %zu open, %zu closed\n", d->open, d->closed);
 	printf("records    %" PRIu64 "\n", d->records);
 	printf("bytes      %" PRIu64 "\n", d->bytes);
@@ -310,6 +335,11 @@ json(const char *name, const struct kds_description *d)
 	printf(",\"StreamStatus\":\"ACTIVE\"");
 	printf(",\"RetentionPeriodHours\":%" PRId64, d->retention_s / 3600);
 	printf(",\"RetentionPeriodSeconds\":%" PRId64, d->retention_s);
+	printf(",\"SegmentBytes\":%" PRIu64 ",\"SegmentAgeSeconds\":%" PRId64,
+	    d->segment_bytes, d->segment_age_s);
+	if (d->compress)
+		printf(",\"CompressAfterSeconds\":%" PRId64,
+		    d->compress_after_s);
 	json_time("StreamCreationTimestamp", d->created_ms);
 	printf(",\"OpenShardCount\":%zu,\"ClosedShardCount\":%zu", d->open,
 	    d->closed);

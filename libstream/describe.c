@@ -279,6 +279,8 @@ kds_stream_describe(struct kds_stream *st, struct kds_description *d,
 	d->retention_s = m->retention_s;
 	d->segment_bytes = m->segment_bytes;
 	d->segment_age_s = m->segment_age_s;
+	d->compress = m->compress;
+	d->compress_after_s = m->compress_after_s;
 	d->oldest_ms = INT64_MAX;
 	d->newest_ms = INT64_MIN;
 	if ((d->shards = calloc(m->nshards + 1, sizeof(*d->shards))) == NULL)

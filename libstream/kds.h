@@ -259,6 +259,8 @@ struct kds_consumer_desc {
 struct kds_description {
 	int64_t			 created_ms, retention_s, segment_age_s;
 	uint64_t		 segment_bytes;
+	int			 compress;	/* kds-expire compresses after: */
+	int64_t			 compress_after_s;
 	size_t			 open, closed;
 	uint64_t		 records, bytes;
 	int64_t			 oldest_ms, newest_ms;	/* 0: no record */

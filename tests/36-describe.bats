@@ -31,16 +31,18 @@ jq_() {
 	[ -z "$stderr" ]
 	[ "${lines[0]}" = "stream     s" ]
 	[ "${lines[1]}" = "retention  12h" ]
-	[ "${lines[2]}" = "shards     2 open, 0 closed" ]
-	[ "${lines[3]}" = "records    0" ]
-	[ "${lines[5]}" = "oldest     -" ]
-	[ "${lines[6]}" = "newest     -" ]
-	[ "${lines[7]}" = "consumers  0" ]
-	[[ ${lines[8]} == "SHARD "*"STATE "*"PARENT "*"RECORDS  BYTES  SEGMENTS" ]]
-	read -r id state p a h1 h2 q1 q2 n b g <<<"${lines[9]}"
+	[ "${lines[2]}" = "segments   past 64M or 1h" ]
+	[ "${lines[3]}" = "compress   never" ]
+	[ "${lines[4]}" = "shards     2 open, 0 closed" ]
+	[ "${lines[5]}" = "records    0" ]
+	[ "${lines[7]}" = "oldest     -" ]
+	[ "${lines[8]}" = "newest     -" ]
+	[ "${lines[9]}" = "consumers  0" ]
+	[[ ${lines[10]} == "SHARD "*"STATE "*"PARENT "*"RECORDS  BYTES  SEGMENTS" ]]
+	read -r id state p a h1 h2 q1 q2 n b g <<<"${lines[11]}"
 	[ "$id $state $p $a $h1 $q1 $q2 $n $g" = "shardId-000000000000 open - - 0 - - 0 1" ]
 	[ "$h2" = 170141183460469231731687303715884105727 ]
-	read -r id state p a h1 h2 rest <<<"${lines[10]}"
+	read -r id state p a h1 h2 rest <<<"${lines[12]}"
 	[ "$h1 $h2" = "170141183460469231731687303715884105728 $HMAX" ]
 }
 
@@ -48,12 +50,12 @@ jq_() {
 	mkstream s
 	ten s
 	run -0 --separate-stderr kds-describe s
-	[ "${lines[3]}" = "records    10" ]
+	[ "${lines[5]}" = "records    10" ]
 	bytes=$(find s/shardId-000000000000 -type f -printf '%s\n' | awk '{ t += $1 } END { print t }')
-	[ "${lines[4]}" = "bytes      $bytes" ]
-	[ "${lines[5]}" = "oldest     2025-11-28T10:00:01.000Z" ]
-	[ "${lines[6]}" = "newest     2025-11-28T10:00:10.000Z" ]
-	read -r id state p a h1 h2 q1 q2 n b g <<<"${lines[9]}"
+	[ "${lines[6]}" = "bytes      $bytes" ]
+	[ "${lines[7]}" = "oldest     2025-11-28T10:00:01.000Z" ]
+	[ "${lines[8]}" = "newest     2025-11-28T10:00:10.000Z" ]
+	read -r id state p a h1 h2 q1 q2 n b g <<<"${lines[11]}"
 	[ "$q1 $q2 $n $b $g" = "$(seq_of 0 1) $(seq_of 0 10) 10 $bytes 1" ]
 }
 
@@ -61,9 +63,9 @@ jq_() {
 	mkstream s -r 1h
 	ten s
 	KDS_NOW=$((T + 3605)).5 run -0 --separate-stderr kds-describe s
-	[ "${lines[3]}" = "records    5" ]
-	[ "${lines[5]}" = "oldest     2025-11-28T10:00:06.000Z" ]
-	read -r id state p a h1 h2 q1 q2 n rest <<<"${lines[9]}"
+	[ "${lines[5]}" = "records    5" ]
+	[ "${lines[7]}" = "oldest     2025-11-28T10:00:06.000Z" ]
+	read -r id state p a h1 h2 q1 q2 n rest <<<"${lines[11]}"
 	[ "$q1 $q2 $n" = "$(seq_of 0 6) $(seq_of 0 10) 5" ]
 }
 
@@ -73,10 +75,10 @@ jq_() {
 	ten s
 	python3 "$SPLIT" s 0 >/dev/null
 	run -0 --separate-stderr kds-describe s
-	[ "${lines[2]}" = "shards     2 open, 1 closed" ]
-	read -r id state p a rest <<<"${lines[9]}"
+	[ "${lines[4]}" = "shards     2 open, 1 closed" ]
+	read -r id state p a rest <<<"${lines[11]}"
 	[ "$id $state $p $a" = "shardId-000000000000 closed - -" ]
-	read -r id state p a rest <<<"${lines[10]}"
+	read -r id state p a rest <<<"${lines[12]}"
 	[ "$id $state $p $a" = "shardId-000000000001 open shardId-000000000000 -" ]
 }
 
@@ -86,7 +88,7 @@ jq_() {
 	run -0 kds-get -c a -n 4 s
 	run -0 kds-get -c b s
 	run -0 --separate-stderr kds-describe s
-	[ "${lines[7]}" = "consumers  2" ]
+	[ "${lines[9]}" = "consumers  2" ]
 	# r1..r10 have the key k: all in one shard
 	k=$(kds-get --format '%p\n' -n 1 s)
 	other=shardId-00000000000$((1 - ${k: -1}))
@@ -157,6 +159,21 @@ jq_() {
 	[ "$(jq_ "$C['ConsumerName']")" = a ]
 	[ "$(jq_ "$C['Shards'][0]")" = "{'ShardId': 'shardId-000000000000', 'Checkpoint': '$(seq_of 0 3)', 'RecordsBehind': 7, 'MillisBehindLatest': 7000}" ]
 	[ "$(jq_ "$C['Shards'][1]['Checkpoint']")" = None ]
+}
+
+@test "segment and compression settings, as kds-create was given them" {
+	mkstream s --segment-bytes 4K --segment-age 90s --compress-after 7d
+	run -0 --separate-stderr kds-describe s
+	[ "${lines[2]}" = "segments   past 4K or 90s" ]
+	[ "${lines[3]}" = "compress   after 7d" ]
+	mkstream t --segment-bytes 5000 --segment-age 2h
+	run -0 kds-describe t
+	[ "${lines[2]}" = "segments   past 5000 or 2h" ]
+	run -0 kds-describe -j s
+	D='d["StreamDescription"]'
+	[ "$(jq_ "$D['SegmentBytes'], $D['SegmentAgeSeconds'], $D['CompressAfterSeconds']")" = "(4096, 90, 604800)" ]
+	run -0 kds-describe -j t
+	[ "$(jq_ "'CompressAfterSeconds' in $D")" = False ]
 }
 
 @test "-j: a stream name that needs escaping is valid JSON" {
