@@ -100,6 +100,28 @@ fuzz_clear(int dirfd)
 	closedir(d);
 }
 
+/* Make right the checksums of a segment's header and of each frame whose
+ * length fits: random bytes would otherwise never get past the first. */
+static inline void
+fuzz_reseal_segment(unsigned char *p, size_t n)
+{
+	uint64_t salt;
+
+	if (n < SEG_HEADER_LEN)
+		return;
+	put_le64(p + 40, kds_checksum(p, 40, 0));
+	salt = get_le64(p + 32);
+	for (size_t off = SEG_HEADER_LEN; n - off >= 12; ) {
+		uint32_t len = get_le32(p + off + 8);
+
+		if (len <= FRAME_HEADER_LEN || len > FRAME_MAX_LEN ||
+		    len > n - off)
+			break;
+		put_le64(p + off, kds_checksum(p + off + 8, len - 8, salt));
+		off += len;
+	}
+}
+
 /* A finding that no sanitizer sees: an invariant broken. */
 #define FUZZ_ASSERT(c) do {						\
 	if (!(c)) {							\

@@ -16,7 +16,7 @@
 FUZZ_CC		?= clang
 FUZZ_ENGINE	?= libfuzzer
 FUZZ_SECONDS	?= 60
-FUZZ_TARGETS	?= segment frame meta jsonl parse
+FUZZ_TARGETS	?= segment frame meta jsonl parse archive
 FUZZ_BUILD	 = build-fuzz
 # Millions of files written and fsynced: on a tmpfs when there is one.
 FUZZ_TMPDIR	?= $(shell test -d /dev/shm -a -w /dev/shm && echo /dev/shm || \

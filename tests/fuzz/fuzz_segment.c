@@ -81,26 +81,6 @@ init(void)
 }
 
 static void
-reseal_segment(unsigned char *p, size_t n)
-{
-	uint64_t salt;
-
-	if (n < SEG_HEADER_LEN)
-		return;
-	put_le64(p + 40, kds_checksum(p, 40, 0));
-	salt = get_le64(p + 32);
-	for (size_t off = SEG_HEADER_LEN; n - off >= 12; ) {
-		uint32_t len = get_le32(p + off + 8);
-
-		if (len <= FRAME_HEADER_LEN || len > FRAME_MAX_LEN ||
-		    len > n - off)
-			break;
-		put_le64(p + off, kds_checksum(p + off + 8, len - 8, salt));
-		off += len;
-	}
-}
-
-static void
 reseal_index(unsigned char *p, size_t n)
 {
 	for (size_t off = 0; n - off >= INDEX_ENTRY_LEN; off += INDEX_ENTRY_LEN)
@@ -195,7 +175,7 @@ lay_out(unsigned char *p, size_t n, int reseal)
 			counter = qlen >= 24 ? get_le64(q + 16) % COUNTER_LIMIT :
 			    counter + 1;
 			if (reseal)
-				reseal_segment(q, qlen);
+				fuzz_reseal_segment(q, qlen);
 			kds_seg_name(0, counter, ".zseg", name, sizeof(name));
 			twins |= faccessat(shard_dirfd, name, F_OK, 0) == 0;
 			kds_seg_name(0, counter, ".seg", name, sizeof(name));
