@@ -325,6 +325,9 @@ struct kds_format *kds_format_new(const char *spec, struct kds_err *);
 struct kds_format *kds_format_builtin(const char *name, struct kds_err *);
 int	kds_format_write(FILE *, struct kds_format *, const char *stream,
 	    const struct kds_record *);
+/* The same into an outpipe; -1 with errno when the output failed. */
+int	kds_format_out(struct kds_outpipe *, struct kds_format *,
+	    const char *stream, const struct kds_record *);
 void	kds_format_free(struct kds_format *);
 
 /*
