@@ -322,8 +322,10 @@ open_shards(struct get *g, const char **names, size_t nnames)
 		uint64_t sh;
 		size_t j;
 
-		if (kds_stream_shard_lookup(g->st, names[i], &sh, &e) == -1)
+		if (kds_stream_shard_lookup(g->st, names[i], &sh, &e) == -1) {
+			free(shards);
 			errx(1, "%s: %s", g->name, e.msg);
+		}
 		for (j = 0; j < g->o.nshards && shards[j] != sh; j++)
 			;
 		if (j == g->o.nshards)	/* named twice: read once */

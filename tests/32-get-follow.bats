@@ -68,8 +68,11 @@ watching() {
 	mkstream s
 	lines 1000000 r | kds-put --sync=never s
 	for i in 1 2 3; do
+		rm -f out
 		kds-get -F s >out 2>err &
 		pid=$!
+		# once it writes, its handlers are in place; then a moment more
+		until [ -s out ]; do sleep 0.01; done
 		sleep 0.0$((i * 2))
 		kill -TERM $pid
 		rc=0
