@@ -22,6 +22,7 @@
 
 #include "kds.h"
 
+/* Each of stdout's two buffers (kds_outpipe). */
 #define OUTBUF		(1 << 20)
 /* A value as a message may show it: one line, escaped, cut. */
 #define V(s)		kds_printable((s), val, sizeof(val))
@@ -63,7 +64,8 @@ struct get {
 	struct kds_stream	*st;
 	struct kds_reader	*rd;		/* without -c */
 	struct kds_consumer	*c;		/* with -c */
-	FILE			*out;		/* stdout, or --exec's pipe */
+	struct kds_outpipe	*op;		/* stdout, without --exec */
+	FILE			*out;		/* --exec's pipe */
 	pid_t			 child;
 };
 
@@ -144,6 +146,7 @@ out_failed(struct get *g)
 	int saved = errno;
 
 	kds_consumer_close(g->c);
+	kds_outpipe_free(g->op);
 	if (saved == EPIPE || (saved == EINTR && stop))
 		_exit(0);
 	errno = saved;
@@ -155,6 +158,7 @@ static void
 fail(struct get *g, const char *msg)
 {
 	kds_consumer_close(g->c);
+	kds_outpipe_free(g->op);
 	errx(1, "%s: %s", g->name, msg);
 }
 
@@ -226,11 +230,15 @@ batch(struct get *g, uint64_t max)
 	int rc = 0, broken = 0;
 
 	while (n < max && !stop && (rc = source_next(g, &rec, &e)) == 1) {
-		if (g->exec && g->out == NULL)
+		if (!g->exec) {
+			if (kds_format_out(g->op, g->fmt, g->stream, &rec) == -1)
+				out_failed(g);
+			n++;
+			continue;
+		}
+		if (g->out == NULL)
 			exec_start(g);
 		if (kds_format_write(g->out, g->fmt, g->stream, &rec) == -1) {
-			if (!g->exec)
-				out_failed(g);
 			broken = 1;
 			break;
 		}
@@ -238,7 +246,9 @@ batch(struct get *g, uint64_t max)
 	}
 	if (g->exec && g->out != NULL)
 		exec_end(g, broken);
-	else if (!g->exec && fflush(stdout) == EOF)
+	/* Written out in full, the writer thread's part too, before the
+	 * checkpoint says so. */
+	else if (!g->exec && kds_outpipe_flush(g->op) == -1)
 		out_failed(g);
 	/* What was delivered is checkpointed even when a read failed. */
 	if (n > 0 && g->c && kds_consumer_commit(g->c, &e) == -1)
@@ -312,8 +322,10 @@ open_shards(struct get *g, const char **names, size_t nnames)
 		uint64_t sh;
 		size_t j;
 
-		if (kds_stream_shard_lookup(g->st, names[i], &sh, &e) == -1)
+		if (kds_stream_shard_lookup(g->st, names[i], &sh, &e) == -1) {
+			free(shards);
 			errx(1, "%s: %s", g->name, e.msg);
+		}
 		for (j = 0; j < g->o.nshards && shards[j] != sh; j++)
 			;
 		if (j == g->o.nshards)	/* named twice: read once */
@@ -470,7 +482,7 @@ main(int argc, char *argv[])
 	int type = -1, ch, resetc = 0, del = 0, archive = 0, batch_set = 0;
 	int64_t secs;
 	struct kds_err e;
-	char *outbuf, name[256];
+	char name[256];
 
 	while ((ch = getopt_long(argc, argv, "0n:s:i:o:Fc:b:hV", longopts,
 	    NULL)) != -1) {
@@ -601,12 +613,13 @@ main(int argc, char *argv[])
 		errx(1, "%s: %s", g.name, e.msg);
 
 	signal(SIGPIPE, SIG_IGN);
-	/* glibc ignores the size unless it is given the buffer. */
-	if ((outbuf = malloc(OUTBUF)) != NULL)
-		setvbuf(stdout, outbuf, _IOFBF, OUTBUF);
-	g.out = g.exec ? NULL : stdout;
+	/* Records go to stdout through an outpipe, not stdio: written by a
+	 * second thread while this one reads on. */
+	if (!g.exec && (g.op = kds_outpipe_new(STDOUT_FILENO, OUTBUF)) == NULL)
+		err(1, "%s", g.name);
 	run(&g);
 	kds_consumer_close(g.c);
+	kds_outpipe_free(g.op);
 	if (fclose(stdout) == EOF && errno != EPIPE)
 		err(1, "%s: stdout", g.name);
 	kds_reader_close(g.rd);
@@ -614,6 +627,5 @@ main(int argc, char *argv[])
 	kds_stream_close(g.st);
 	free((void *)g.o.shards);
 	free(shard_names);
-	free(outbuf);
 	return 0;
 }

@@ -151,33 +151,89 @@ kds_format_builtin(const char *name, struct kds_err *e)
 	return f;
 }
 
-/* A JSON string; keys are valid UTF-8 (kds-put refuses others). */
-static void
-json_string(FILE *o, const char *s, size_t n)
-{
-	putc_unlocked('"', o);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
+/*
+ * Where a record goes: a FILE, or an outpipe (o set).  Each writes into
+ * its own buffer; err is set once the outpipe failed (a FILE keeps its
+ * error in ferror).
+ */
+struct sink {
+	FILE			*f;
+	struct kds_outpipe	*o;
+	int			 err;
+};
 
+static void
+put(struct sink *s, const void *p, size_t n)
+{
+	if (s->o == NULL)
+		fwrite_unlocked(p, 1, n, s->f);
+	else if (!s->err && kds_outpipe_write(s->o, p, n) == -1)
+		s->err = 1;
+}
+
+static void
+put_str(struct sink *s, const char *p)
+{
+	put(s, p, strlen(p));
+}
+
+static void
+put_dec(struct sink *s, int64_t v)
+{
+	char b[24];
+
+	put(s, b, (size_t)snprintf(b, sizeof(b), "%" PRId64, v));
+}
+
+/* A JSON string; keys are valid UTF-8 (kds-put refuses others).  Escaped
+ * into a block at a time, not a call a byte. */
+static void
+json_string(struct sink *s, const char *p, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	char b[512];
+	size_t k = 0;
+
+	b[k++] = '"';
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (k > sizeof(b) - 7) {	/* room for \u00XX and '"' */
+			put(s, b, k);
+			k = 0;
+		}
 		if (c == '"' || c == '\\') {
-			putc_unlocked('\\', o);
-			putc_unlocked(c, o);
+			b[k++] = '\\';
+			b[k++] = (char)c;
 		} else if (c < 0x20 || c == 0x7f) {
-			fprintf(o, "\\u%04x", c);
+			memcpy(b + k, "\\u00", 4);
+			b[k + 4] = hex[c >> 4];
+			b[k + 5] = hex[c & 0xf];
+			k += 6;
 		} else {
-			putc_unlocked(c, o);
+			b[k++] = (char)c;
 		}
 	}
-	putc_unlocked('"', o);
+	b[k++] = '"';
+	put(s, b, k);
 }
 
 static int
-base64(FILE *o, struct kds_format *f, const char *p, size_t n)
+base64(struct sink *s, struct kds_format *f, const char *p, size_t n)
 {
 	size_t need = kds_base64_encoded_len(n);
+	char *out;
 
 	if (need == 0)		/* and scratch may still be NULL */
 		return 0;
+	/* Into the outpipe's buffer in place, when it fits there. */
+	if (s->o != NULL && !s->err && need <= s->o->cap) {
+		if ((out = kds_outpipe_reserve(s->o, need)) == NULL)
+			s->err = 1;
+		else
+			kds_base64_encode(out, p, n);
+		return 0;
+	}
 	if (need > f->scap) {
 		char *ns = realloc(f->scratch, need);
 
@@ -187,7 +243,68 @@ base64(FILE *o, struct kds_format *f, const char *p, size_t n)
 		f->scap = need;
 	}
 	kds_base64_encode(f->scratch, p, n);
-	fwrite_unlocked(f->scratch, 1, need, o);
+	put(s, f->scratch, need);
+	return 0;
+}
+
+static int
+format(struct sink *s, struct kds_format *f, const char *stream,
+    const struct kds_record *r)
+{
+	char seq[KDS_SEQ_LEN], id[KDS_SHARD_ID_LEN + 1], hk[KDS_HASHKEY_LEN];
+	char head[256];
+
+	for (size_t i = 0; i < f->n; i++) {
+		switch (f->ops[i]) {
+		case OP_TEXT:
+			put(s, f->text[i], f->textlen[i]);
+			break;
+		case OP_DATA:
+			put(s, r->data, r->datalen);
+			break;
+		case OP_DATALEN:
+			put_dec(s, (int64_t)r->datalen);
+			break;
+		case OP_KEY:
+			put(s, r->key, r->keylen);
+			break;
+		case OP_KEYLEN:
+			put_dec(s, (int64_t)r->keylen);
+			break;
+		case OP_SEQ:
+			kds_seq_format(r->shard, r->counter, seq);
+			put_str(s, seq);
+			break;
+		case OP_TIME:
+			put_dec(s, r->arrival_ms);
+			break;
+		case OP_SHARD:
+			kds_shard_id(r->shard, id);
+			put_str(s, id);
+			break;
+		case OP_STREAM:
+			put_str(s, stream);
+			break;
+		case OP_HASH:
+			kds_hashkey_format(kds_hashkey_of(r->key, r->keylen), hk);
+			put_str(s, hk);
+			break;
+		case OP_JSON:
+			kds_shard_id(r->shard, id);
+			kds_seq_format(r->shard, r->counter, seq);
+			put(s, head, (size_t)snprintf(head, sizeof(head),
+			    "{\"ShardId\":\"%s\",\"SequenceNumber\":\"%s\","
+			    "\"ApproximateArrivalTimestamp\":%" PRId64 ".%03d,"
+			    "\"PartitionKey\":", id, seq, r->arrival_ms / 1000,
+			    (int)(r->arrival_ms % 1000)));
+			json_string(s, r->key, r->keylen);
+			put_str(s, ",\"Data\":\"");
+			if (base64(s, f, r->data, r->datalen) == -1)
+				return -1;
+			put_str(s, "\"}\n");
+			break;
+		}
+	}
 	return 0;
 }
 
@@ -195,64 +312,42 @@ int
 kds_format_write(FILE *o, struct kds_format *f, const char *stream,
     const struct kds_record *r)
 {
-	char seq[KDS_SEQ_LEN], id[KDS_SHARD_ID_LEN + 1], hk[KDS_HASHKEY_LEN];
+	struct sink s = { o, NULL, 0 };
 
 	if (f->data_then >= 0) {	/* the common case, lines: no loop */
 		fwrite_unlocked(r->data, 1, r->datalen, o);
 		putc_unlocked(f->data_then, o);
 		return 0;
 	}
-	for (size_t i = 0; i < f->n; i++) {
-		switch (f->ops[i]) {
-		case OP_TEXT:
-			fwrite_unlocked(f->text[i], 1, f->textlen[i], o);
-			break;
-		case OP_DATA:
-			fwrite_unlocked(r->data, 1, r->datalen, o);
-			break;
-		case OP_DATALEN:
-			fprintf(o, "%zu", r->datalen);
-			break;
-		case OP_KEY:
-			fwrite_unlocked(r->key, 1, r->keylen, o);
-			break;
-		case OP_KEYLEN:
-			fprintf(o, "%zu", r->keylen);
-			break;
-		case OP_SEQ:
-			kds_seq_format(r->shard, r->counter, seq);
-			fputs_unlocked(seq, o);
-			break;
-		case OP_TIME:
-			fprintf(o, "%" PRId64, r->arrival_ms);
-			break;
-		case OP_SHARD:
-			kds_shard_id(r->shard, id);
-			fputs_unlocked(id, o);
-			break;
-		case OP_STREAM:
-			fputs_unlocked(stream, o);
-			break;
-		case OP_HASH:
-			kds_hashkey_format(kds_hashkey_of(r->key, r->keylen), hk);
-			fputs_unlocked(hk, o);
-			break;
-		case OP_JSON:
-			kds_shard_id(r->shard, id);
-			kds_seq_format(r->shard, r->counter, seq);
-			fprintf(o, "{\"ShardId\":\"%s\",\"SequenceNumber\":\"%s\","
-			    "\"ApproximateArrivalTimestamp\":%" PRId64 ".%03d,"
-			    "\"PartitionKey\":", id, seq, r->arrival_ms / 1000,
-			    (int)(r->arrival_ms % 1000));
-			json_string(o, r->key, r->keylen);
-			fputs_unlocked(",\"Data\":\"", o);
-			if (base64(o, f, r->data, r->datalen) == -1)
-				return -1;
-			fputs_unlocked("\"}\n", o);
-			break;
-		}
-	}
+	if (format(&s, f, stream, r) == -1)
+		return -1;
 	return ferror(o) ? -1 : 0;
+}
+
+int
+kds_format_out(struct kds_outpipe *o, struct kds_format *f,
+    const char *stream, const struct kds_record *r)
+{
+	struct sink s = { NULL, o, 0 };
+	char *p;
+
+	/* lines and -0, the common case: one copy into the buffer, no loop
+	 * and no call, as long as the record fits in a buffer. */
+	if (f->data_then >= 0 && r->datalen < o->cap) {
+		if ((p = kds_outpipe_reserve(o, r->datalen + 1)) == NULL)
+			return -1;
+		if (r->datalen > 0)	/* and data may be NULL */
+			memcpy(p, r->data, r->datalen);
+		p[r->datalen] = (char)f->data_then;
+		return 0;
+	}
+	if (f->data_then >= 0) {
+		put(&s, r->data, r->datalen);
+		put(&s, &(char){ (char)f->data_then }, 1);
+	} else if (format(&s, f, stream, r) == -1) {
+		return -1;
+	}
+	return s.err ? -1 : 0;
 }
 
 void

@@ -6,6 +6,9 @@
 #define KDS_INTERNAL_H
 
 #include <sys/types.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
 #include <time.h>
 #include <endian.h>
 #include <string.h>
@@ -369,6 +372,46 @@ int	kds_shard_position(struct kds_stream *, uint64_t shard,
 
 /* utf8.c */
 long	kds_utf8_chars(const char *, size_t);	/* -1: invalid UTF-8 */
+
+/* outpipe.c: here and not in kds.h so that format.c may fill the buffer
+ * in place (kds_outpipe_reserve), a record at a time without a call. */
+struct kds_outpipe {
+	int		 fd;
+	size_t		 cap;		/* bytes of each buffer */
+	char		*buf[2];	/* buf[1]: only with the thread */
+	int		 cur;		/* the caller's: buf[cur] */
+	size_t		 len;		/* bytes in buf[cur] */
+	int		 err;		/* sticky errno, the caller's view */
+	int		 thread;	/* 0: not yet, 1: running, -1: none */
+	pthread_t	 tid;
+	int		 busy;		/* the writer has wbuf, not yet back */
+	sem_t		 todo;		/* caller -> writer: wbuf, or quit */
+	sem_t		 done;		/* writer -> caller: wbuf written */
+	/* Owned by the writer while busy, by the caller otherwise. */
+	const char	*wbuf;
+	size_t		 wlen;
+	int		 werr;
+	int		 quit;
+	_Atomic unsigned long progress;	/* the writer's write(2)s so far */
+};
+char	*kds_outpipe_reserve_slow(struct kds_outpipe *, size_t);
+
+/*
+ * n contiguous bytes at the end of the output, for the caller to fill
+ * before its next call: they count as written.  n is at most the buffer
+ * size (else NULL, EMSGSIZE); NULL with errno when the output failed.
+ */
+static inline char *
+kds_outpipe_reserve(struct kds_outpipe *o, size_t n)
+{
+	char *p;
+
+	if (o->err || n > o->cap - o->len)
+		return kds_outpipe_reserve_slow(o, n);
+	p = o->buf[o->cur] + o->len;
+	o->len += n;
+	return p;
+}
 
 /* base64.c */
 size_t	kds_base64_encoded_len(size_t);

@@ -129,6 +129,7 @@ struct kds_stream;
 struct kds_producer;
 struct kds_reader;
 struct kds_format;
+struct kds_outpipe;
 
 /* stream.c */
 int	kds_stream_create(const char *path, const struct kds_create_opts *,
@@ -326,7 +327,25 @@ struct kds_format *kds_format_new(const char *spec, struct kds_err *);
 struct kds_format *kds_format_builtin(const char *name, struct kds_err *);
 int	kds_format_write(FILE *, struct kds_format *, const char *stream,
 	    const struct kds_record *);
+/* The same into an outpipe; -1 with errno when the output failed. */
+int	kds_format_out(struct kds_outpipe *, struct kds_format *,
+	    const char *stream, const struct kds_record *);
 void	kds_format_free(struct kds_format *);
+
+/*
+ * outpipe.c: output to a descriptor (not closed here) through two buffers
+ * of bufsize bytes, the full one written by a second thread while the
+ * caller fills the other; the thread starts only when a first buffer
+ * fills.  A flush returns once everything given was written: the point
+ * where output counts as delivered.  -1 with errno, sticky, on a failed
+ * write, or EINTR when a signal handler cut a wait for the thread short.
+ * kds_outpipe_free discards what was not flushed, stops the thread (a
+ * writer still busy after EINTR is cancelled) and joins it.
+ */
+struct kds_outpipe *kds_outpipe_new(int fd, size_t bufsize);
+int	kds_outpipe_write(struct kds_outpipe *, const void *, size_t);
+int	kds_outpipe_flush(struct kds_outpipe *);
+void	kds_outpipe_free(struct kds_outpipe *);
 
 /* jsonl.c: one JSON object a line, as `aws kinesis put-records` takes them.
  * The record points into scratch, which the caller owns and reuses. */

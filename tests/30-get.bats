@@ -428,6 +428,71 @@ assert n == 11, n
 	[ "${#stderr_lines[@]}" -eq 1 ]
 }
 
+# stdout goes out through two 1 MiB buffers, the full one written by a
+# second thread: output across many buffers, records larger than one, and
+# the ends of output (closed pipe, write error) while that thread writes.
+
+@test "1,000,000 short records come out byte for byte" {
+	mkstream s
+	lines 1000000 r >in
+	kds-put --sync=never s <in
+	kds-get $E s >out
+	same out in
+	kds-get $E s | cat >piped
+	same piped in
+}
+
+@test "records of 1 MiB and 700 KiB, across buffer ends, byte for byte" {
+	mkstream s
+	# key "k" and data up to KDS_MAX_RECORD, the largest a record may be
+	python3 - <<'PY'
+import random
+random.seed(7)
+sizes = [1048575, 716800, 716800, 1, 1048575, 524288, 1048574, 716799, 3]
+with open("in", "wb") as f:
+    for i, n in enumerate(sizes):
+        f.write(bytes(random.choice(b"abcdefghij") for _ in range(n)) + b"\n")
+PY
+	kds-put -k k s <in
+	run -0 --separate-stderr kds-get $E --format '%S\n' s
+	output_is "$(printf '%s\n' 1048575 716800 716800 1 1048575 524288 1048574 716799 3)"
+	kds-get $E s >out
+	same out in
+	kds-get $E -0 s | tr '\0' '\n' >out0
+	same out0 in
+	kds-get $E -o raw s >raw
+	[ "$(filesize raw)" -eq $(($(filesize in) - 9)) ]
+	# jsonl: each record's base64 is larger than a buffer
+	kds-get $E -o jsonl s | python3 -c '
+import base64, json, sys
+got = b"".join(base64.b64decode(json.loads(l)["Data"]) + b"\n" for l in sys.stdin)
+sys.stdout.buffer.write(got)' >json
+	same json in
+}
+
+@test "a closed pipe during a long output: exit 0, nothing on stderr" {
+	mkstream s
+	lines 1000000 r | kds-put --sync=never s
+	run -0 --separate-stderr bash -c 'kds-get $E s | head -n 1; echo "status ${PIPESTATUS[0]}"'
+	output_is $'r1\nstatus 0'
+	[ -z "$stderr" ]
+}
+
+@test "a full stdout: the one message, for a record and for a long output" {
+	mkstream s
+	echo a | kds-put s
+	run -1 --separate-stderr bash -c 'kds-get $E s >/dev/full'
+	stderr_is "kds-get: s: stdout: No space left on device"
+	lines 1000000 r | kds-put --sync=never s
+	run -1 --separate-stderr bash -c 'kds-get $E s >/dev/full'
+	stderr_is "kds-get: s: stdout: No space left on device"
+	run -1 --separate-stderr bash -c 'kds-get $E -c c s >/dev/full'
+	stderr_is "kds-get: s: stdout: No space left on device"
+	# nothing was delivered, so nothing was checkpointed
+	run -0 --separate-stderr kds-get $E -c c -n 1 s
+	output_is a
+}
+
 # The corruption tests use records of one size: key "k", data "rec-NN", so
 # a frame is 32 + 1 + 6 = 39 bytes and frame j (from 0) starts at 48 + 39 j.
 twenty() {

@@ -46,6 +46,46 @@ watching() {
 	[ ! -s err ]
 }
 
+@test "-F after a long backlog still prints a new record at once" {
+	mkstream s
+	lines 300000 old | kds-put --sync=never s
+	kds-get -F s >out 2>err &
+	pid=$!
+	wait_for out 300000
+	watching $pid
+	echo new1 | kds-put s
+	wait_for out 300001
+	[ "$(tail -n 1 out)" = new1 ]
+	echo new2 | kds-put s
+	wait_for out 300002
+	kill -TERM $pid
+	wait $pid
+	same out <(lines 300000 old; printf 'new1\nnew2\n')
+	[ ! -s err ]
+}
+
+@test "SIGTERM in the middle of a long backlog: exit 0, whole records" {
+	mkstream s
+	lines 1000000 r | kds-put --sync=never s
+	for i in 1 2 3; do
+		rm -f out
+		kds-get -F s >out 2>err &
+		pid=$!
+		# once it writes, its handlers are in place; then a moment more
+		until [ -s out ]; do sleep 0.01; done
+		sleep 0.0$((i * 2))
+		kill -TERM $pid
+		rc=0
+		wait $pid || rc=$?
+		[ "$rc" -eq 0 ]
+		[ ! -s err ]
+		# a prefix of the stream, ending with a whole record
+		[ ! -s out ] || [ "$(tail -c 1 out | od -An -c | tr -d ' ')" = '\n' ]
+		n=$(wc -l <out)
+		same out <(lines "$n" r)
+	done
+}
+
 @test "-F across a segment roll, and -n stops it" {
 	mkstream s --segment-bytes 4096
 	echo first | kds-put s

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "tap.h"
@@ -28,6 +29,56 @@ run(struct kds_format *f, const struct kds_record *r, char **out, size_t *len)
 	return rc;
 }
 
+/*
+ * The same through an outpipe (kds_format_out) of buffers of bufsize
+ * bytes, into a temporary file; the caller frees *out.  A small bufsize
+ * makes every record cross buffers, past the in-place fast paths.
+ */
+static int
+run_out(struct kds_format *f, const struct kds_record *r, size_t bufsize,
+    char **out, size_t *len)
+{
+	FILE *tmp = tmpfile();
+	struct kds_outpipe *o;
+	off_t end;
+	int rc;
+
+	if (tmp == NULL || (o = kds_outpipe_new(fileno(tmp), bufsize)) == NULL)
+		bail_out("outpipe");
+	rc = kds_format_out(o, f, "clicks", r);
+	if (kds_outpipe_flush(o) == -1)
+		rc = -1;
+	kds_outpipe_free(o);
+	if ((end = lseek(fileno(tmp), 0, SEEK_END)) == -1 ||
+	    (*out = malloc((size_t)end + 1)) == NULL ||
+	    pread(fileno(tmp), *out, (size_t)end, 0) != end)
+		bail_out("read back");
+	*len = (size_t)end;
+	fclose(tmp);
+	return rc;
+}
+
+/* Through an outpipe, big and small buffers, the same bytes as want. */
+static void
+out_is(struct kds_format *f, const struct kds_record *r, const char *want,
+    size_t wantlen, const char *what)
+{
+	static const size_t sizes[] = { 1 << 20, 4 };
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		char *out = NULL;
+		size_t len = 0;
+
+		if (run_out(f, r, sizes[i], &out, &len) != 0)
+			ok(0, "%s, outpipe of %zu: write failed", what,
+			    sizes[i]);
+		else
+			is_mem(out, len, want, wantlen, "%s, outpipe of %zu",
+			    what, sizes[i]);
+		free(out);
+	}
+}
+
 static void
 spec_is(const char *spec, const struct kds_record *r, const char *want,
     size_t wantlen)
@@ -46,6 +97,7 @@ spec_is(const char *spec, const struct kds_record *r, const char *want,
 	else
 		is_mem(out, len, want, wantlen, "format '%s'", spec);
 	free(out);
+	out_is(f, r, want, wantlen, spec);
 	kds_format_free(f);
 }
 
@@ -67,6 +119,7 @@ builtin_is(const char *name, const struct kds_record *r, const char *want,
 	else
 		is_mem(out, len, want, wantlen, "%s", what);
 	free(out);
+	out_is(f, r, want, wantlen, what);
 	kds_format_free(f);
 }
 
