@@ -30,7 +30,7 @@
  * A frame larger than this grows its shard's buffer to fit. */
 #define READ_BUDGET	(4 * 1024 * 1024)
 #define READ_CHUNK_MIN	(64 * 1024)
-#define READ_CHUNK_MAX	(1024 * 1024)
+#define READ_CHUNK_MAX	(256 * 1024)
 #define DESCRIBE_CHUNK	4096		/* a peek, not a read */
 
 static void
