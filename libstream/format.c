@@ -185,8 +185,13 @@ put_dec(struct sink *s, int64_t v)
 	put(s, b, (size_t)snprintf(b, sizeof(b), "%" PRId64, v));
 }
 
-/* A JSON string; keys are valid UTF-8 (kds-put refuses others).  Escaped
- * into a block at a time, not a call a byte. */
+/*
+ * A JSON string.  Keys are valid UTF-8 (kds-put refuses others), but one
+ * from a forged segment may not be: a byte that starts no well-formed
+ * character becomes U+FFFD, as a decoder would show it, so that the
+ * output stays JSON whatever the input.  Escaped into a block at a time,
+ * not a call a byte.
+ */
 static void
 json_string(struct sink *s, const char *p, size_t n)
 {
@@ -195,13 +200,14 @@ json_string(struct sink *s, const char *p, size_t n)
 	size_t k = 0;
 
 	b[k++] = '"';
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0, len; i < n; i += len) {
 		unsigned char c = (unsigned char)p[i];
 
 		if (k > sizeof(b) - 7) {	/* room for \u00XX and '"' */
 			put(s, b, k);
 			k = 0;
 		}
+		len = 1;
 		if (c == '"' || c == '\\') {
 			b[k++] = '\\';
 			b[k++] = (char)c;
@@ -210,12 +216,30 @@ json_string(struct sink *s, const char *p, size_t n)
 			b[k + 4] = hex[c >> 4];
 			b[k + 5] = hex[c & 0xf];
 			k += 6;
-		} else {
+		} else if (c < 0x80) {
 			b[k++] = (char)c;
+		} else if ((len = kds_utf8_len(p + i, n - i)) == 0) {
+			memcpy(b + k, "\\ufffd", 6);
+			k += 6;
+			len = 1;
+		} else {
+			memcpy(b + k, p + i, len);
+			k += len;
 		}
 	}
 	b[k++] = '"';
 	put(s, b, k);
+}
+
+/* Milliseconds as JSON's seconds, 1764324000.123; before the epoch (a
+ * forged segment's) -0.500, not 0.-500. */
+static size_t
+json_seconds(char *b, size_t n, int64_t ms)
+{
+	uint64_t a = ms < 0 ? -(uint64_t)ms : (uint64_t)ms;
+
+	return (size_t)snprintf(b, n, "%s%" PRIu64 ".%03u", ms < 0 ? "-" : "",
+	    a / 1000, (unsigned)(a % 1000));
 }
 
 static int
@@ -294,9 +318,10 @@ format(struct sink *s, struct kds_format *f, const char *stream,
 			kds_seq_format(r->shard, r->counter, seq);
 			put(s, head, (size_t)snprintf(head, sizeof(head),
 			    "{\"ShardId\":\"%s\",\"SequenceNumber\":\"%s\","
-			    "\"ApproximateArrivalTimestamp\":%" PRId64 ".%03d,"
-			    "\"PartitionKey\":", id, seq, r->arrival_ms / 1000,
-			    (int)(r->arrival_ms % 1000)));
+			    "\"ApproximateArrivalTimestamp\":", id, seq));
+			put(s, head, json_seconds(head, sizeof(head),
+			    r->arrival_ms));
+			put_str(s, ",\"PartitionKey\":");
 			json_string(s, r->key, r->keylen);
 			put_str(s, ",\"Data\":\"");
 			if (base64(s, f, r->data, r->datalen) == -1)

@@ -372,6 +372,7 @@ int	kds_shard_position(struct kds_stream *, uint64_t shard,
 
 /* utf8.c */
 long	kds_utf8_chars(const char *, size_t);	/* -1: invalid UTF-8 */
+size_t	kds_utf8_len(const char *, size_t);	/* 0: invalid UTF-8 */
 
 /* outpipe.c: here and not in kds.h so that format.c may fill the buffer
  * in place (kds_outpipe_reserve), a record at a time without a call. */

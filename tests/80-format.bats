@@ -139,6 +139,23 @@ $(seq_of 0 3) forged-key forged-data $((T * 1000 + 1))"
 	python3 "$DECODE" s >/dev/null
 }
 
+@test "-o jsonl of a forged key that is not UTF-8: still JSON, U+FFFD for each bad byte" {
+	have_xxhash || skip "no libxxhash for the encoder"
+	mkstream s
+	printf 'a\n' | put_at $T -k k s
+	python3 "$DECODE" --append 0 $'caf\xc3\xa9' data s >/dev/null
+	python3 "$DECODE" --append 0 $'x\xff\xc3' data s >/dev/null
+	run -0 --separate-stderr kds-get -o jsonl s
+	[ -z "$stderr" ] && [ "${#lines[@]}" -eq 3 ]
+	keys=$(printf '%s\n' "$output" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    print(ascii(json.loads(line)["PartitionKey"]))')
+	[ "$keys" = "'k'
+'caf\xe9'
+'x\ufffd\ufffd'" ]
+}
+
 # forged WHAT FIELD VALUE: frame 3 of 6 (offset 48 + 3 * 39) resealed with
 # FIELD = VALUE: kds-get refuses it with WHAT and prints the three before.
 forged() {

@@ -24,6 +24,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
@@ -130,5 +132,31 @@ fuzz_reseal_segment(unsigned char *p, size_t n)
 		abort();						\
 	}								\
 } while (0)
+
+/* r written out by a jsonl format: one line, and JSON whatever the bytes
+ * of the record (kds-get -o jsonl output is read by JSON parsers). */
+static inline void
+fuzz_jsonl_check(struct kds_format *jsonl, const char *stream,
+    const struct kds_record *r)
+{
+	json_error_t jerr;
+	json_t *j;
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if ((f = open_memstream(&out, &len)) == NULL)
+		abort();
+	FUZZ_ASSERT(kds_format_write(f, jsonl, stream, r) == 0);
+	if (fclose(f) != 0)
+		abort();
+	FUZZ_ASSERT(len > 0 && out[len - 1] == '\n' &&
+	    memchr(out, '\n', len) == out + len - 1);
+	if ((j = json_loadb(out, len - 1, JSON_ALLOW_NUL, &jerr)) == NULL)
+		fprintf(stderr, "not JSON: %s: %s", jerr.text, out);
+	FUZZ_ASSERT(j != NULL);
+	json_decref(j);
+	free(out);
+}
 
 #endif

@@ -29,7 +29,8 @@
  *
  * Invariants beside the sanitizers: every record returned is whole and
  * within the limits, and each shard's records come in strictly increasing
- * sequence numbers with arrival times that never go back.
+ * sequence numbers with arrival times that never go back; written out by
+ * kds-get -o jsonl's format, it is one line of JSON.
  */
 #include "fuzz.h"
 
@@ -209,8 +210,7 @@ read_all(const char *const *files, size_t n, const struct kds_iter_opts *o)
 		arrival[r.shard] = r.arrival_ms;
 		kds_format_write(devnull, fmt_all,
 		    kds_archive_reader_stream(rd), &r);
-		kds_format_write(devnull, fmt_json,
-		    kds_archive_reader_stream(rd), &r);
+		fuzz_jsonl_check(fmt_json, kds_archive_reader_stream(rd), &r);
 	}
 	if (getenv("KDS_FUZZ_DEBUG") != NULL)
 		fprintf(stderr, "%ld records%s%s\n", k,

@@ -38,7 +38,8 @@
  * Invariants beside the sanitizers: when a reader reads the shard to its
  * end without an error, the writer's recovery keeps every record it read
  * (only a torn tail may be cut; kds-stream(5), CRASH RECOVERY), and
- * compressing segments changes none of the records read.
+ * compressing segments changes none of the records read; each record
+ * written out by kds-get -o jsonl's format is one line of JSON.
  */
 #include "fuzz.h"
 
@@ -217,7 +218,7 @@ read_all(const struct kds_iter_opts *o)
 		FUZZ_ASSERT(r.shard == 0 && r.keylen > 0 &&
 		    r.keylen + r.datalen <= KDS_MAX_RECORD);
 		kds_format_write(devnull, fmt_all, "s", &r);
-		kds_format_write(devnull, fmt_json, "s", &r);
+		fuzz_jsonl_check(fmt_json, "s", &r);
 		digest = kds_checksum(r.key, r.keylen, digest ^ r.counter);
 		digest = kds_checksum(r.data, r.datalen, digest ^
 		    (uint64_t)r.arrival_ms);

@@ -659,7 +659,8 @@ def main(argv):
         elif len(argv) == 2 and argv[0] == "--meta":
             print(json.dumps(read_meta(argv[1])))
         elif len(argv) == 5 and argv[0] == "--append":
-            append(argv[4], int(argv[1]), argv[2].encode(), argv[3].encode())
+            append(argv[4], int(argv[1]), os.fsencode(argv[2]),
+                   os.fsencode(argv[3]))
         elif len(argv) == 5 and argv[0] == "--set":
             set_frame(argv[1], int(argv[2]), argv[3], int(argv[4]))
         elif len(argv) == 4 and argv[0] == "--set-header":

@@ -194,6 +194,11 @@ builtins(void)
 	    "\0\1\2\xfe\xff", 5, 12, 7, 1795824000005 };
 	struct kds_record empty = { "k", 1, "", 0, 0, 1, 5 };
 	struct kds_record nul = { "k", 1, "a\0b", 3, 0, 1, 0 };
+	/* a, a lone continuation byte, an overlong '/', b, a cut-short
+	 * euro sign's first byte, a whole one, a surrogate's first two */
+	struct kds_record forged = { "a\x80\xc0\xaf" "b\xe2\xe2\x82\xac\xed\xa0",
+	    11, "", 0, 0, 1, -1500 };
+	struct kds_record early = { "k", 1, "", 0, 0, 1, -5 };
 	struct kds_err e = { 0, "" };
 
 	builtin_is("lines", &rec, S("hello\n"), "lines: data and a newline");
@@ -220,6 +225,21 @@ builtins(void)
 	    "\"ApproximateArrivalTimestamp\":0.005,"
 	    "\"PartitionKey\":\"k\",\"Data\":\"\"}\n"),
 	    "jsonl: empty data");
+	/* What only a forged segment holds: still JSON. */
+	builtin_is("jsonl", &forged,
+	    S("{\"ShardId\":\"shardId-000000000000\","
+	    "\"SequenceNumber\":\"100000000000000000001\","
+	    "\"ApproximateArrivalTimestamp\":-1.500,"
+	    "\"PartitionKey\":\"a\\ufffd\\ufffd\\ufffdb\\ufffd\xe2\x82\xac"
+	    "\\ufffd\\ufffd\","
+	    "\"Data\":\"\"}\n"),
+	    "jsonl: a key not UTF-8 gets U+FFFD, a time before 1970 a sign");
+	builtin_is("jsonl", &early,
+	    S("{\"ShardId\":\"shardId-000000000000\","
+	    "\"SequenceNumber\":\"100000000000000000001\","
+	    "\"ApproximateArrivalTimestamp\":-0.005,"
+	    "\"PartitionKey\":\"k\",\"Data\":\"\"}\n"),
+	    "jsonl: -5 ms is -0.005 seconds");
 
 	/* One format, many records: the base64 scratch grows and is reused. */
 	{
