@@ -75,11 +75,11 @@ read_all() {
 }
 
 # slot_loop SLOT PER N SPAN: producers of N records, runs SLOT*1000 + 1,
-# ..., each killed after 0 to SPAN - 1 ms, until PER were killed (or 3 PER
+# ..., each killed after 0 to SPAN - 1 ms, until PER were killed (or 5 PER
 # tried); ack.RUN, err.RUN and status.RUN of each.
 slot_loop() {
 	local slot=$1 per=$2 n=$3 span=$4 kills=0 k r pid st
-	for ((k = 0; kills < per && k < 3 * per; k++)); do
+	for ((k = 0; kills < per && k < 5 * per; k++)); do
 		r=$((slot * 1000 + k + 1))
 		gen "$r" "$n" >"$BATS_TEST_TMPDIR/in.$r"
 		kds-put --sync=always -p s <"$BATS_TEST_TMPDIR/in.$r" >ack.$r 2>err.$r &
@@ -100,13 +100,17 @@ slot_loop() {
 	# other until it has killed $per; the slots run at once, so kills
 	# land during other producers' writes too.  (In a bash of their own:
 	# bats's per-command trap would triple the time of the loop.)
-	# kills land from before main() to 12 ms past the time a producer
-	# takes to answer its first record here (a sanitizer build starts
-	# slowly: a fixed window would kill every one before its first ack)
+	# kills land from before main() to 2 ms past the time a whole producer
+	# run takes here, the median of 3 (a sanitizer build starts slowly: a
+	# fixed window would kill every one before its first ack; where fsync
+	# is quick, a longer one would land most kills after the exit)
 	mkstream probe
-	t0=$(date +%s%N)
-	echo x | kds-put --sync=always -p probe >/dev/null
-	span=$((($(date +%s%N) - t0) / 1000000 + 12))
+	gen 0 "$n" >probe.in
+	span=$(for i in 1 2 3; do
+		t0=$(date +%s%N)
+		kds-put --sync=always -p probe <probe.in >/dev/null
+		echo $((($(date +%s%N) - t0) / 1000000 + 2))
+	done | sort -n | sed -n 2p)
 	export -f gen ms_sleep slot_loop
 	for ((slot = 0; slot < slots; slot++)); do
 		bash -c 'slot_loop "$@"' _ "$slot" "$per" "$n" "$span" &
@@ -122,7 +126,7 @@ slot_loop() {
 	done
 	read_all s out
 	read -r stored acked _ < <(check out ack.*)
-	echo "# $killed of $(ls status.* | wc -l) producers killed, $partial cut short; $stored records stored, $acked acknowledged" >&3
+	echo "# $killed of $(ls status.* | wc -l) producers killed within $span ms, $partial cut short; $stored records stored, $acked acknowledged" >&3
 	[ "$killed" -ge 200 ]
 	[ "$partial" -ge 150 ]
 	[ "$acked" -gt 0 ]
