@@ -18,17 +18,17 @@ kds_fsync_dir(int dirfd, const char *what, struct kds_err *e)
 	return 0;
 }
 
-/* All of buf to fd, through short writes and EINTR; a write of nothing
- * is a full disk.  0, or -1 with errno. */
-int
-kds_write_all(int fd, const void *buf, size_t n)
+/* All of buf to fd, through short writes, and through EINTR when
+ * restart; a write of nothing is a full disk.  0, or -1 with errno. */
+static int
+write_whole(int fd, const void *buf, size_t n, int restart)
 {
 	const char *p = buf;
 
 	while (n > 0) {
 		ssize_t k = write(fd, p, n);
 
-		if (k == -1 && errno == EINTR)
+		if (k == -1 && errno == EINTR && restart)
 			continue;
 		if (k == -1)
 			return -1;
@@ -40,6 +40,20 @@ kds_write_all(int fd, const void *buf, size_t n)
 		n -= (size_t)k;
 	}
 	return 0;
+}
+
+int
+kds_write_all(int fd, const void *buf, size_t n)
+{
+	return write_whole(fd, buf, n, 1);
+}
+
+/* The same, but a signal handler ends a write blocked on a full pipe
+ * (EINTR fails it, as it fails stdio's): for output a user may cut. */
+int
+kds_write_all_intr(int fd, const void *buf, size_t n)
+{
+	return write_whole(fd, buf, n, 0);
 }
 
 int

@@ -125,6 +125,7 @@ int	kds_atomic_write(int dirfd, const char *name, const void *, size_t,
 	    struct kds_err *);
 int	kds_fsync_dir(int dirfd, const char *what, struct kds_err *);
 int	kds_write_all(int fd, const void *, size_t);
+int	kds_write_all_intr(int fd, const void *, size_t);
 
 /* perm.c: modes of what tools create (kds-stream(5), PERMISSIONS).  Files
  * are created 0664 and directories 0775, less the umask; under a

@@ -49,29 +49,6 @@
 /* After a signal, a writer that wrote nothing for this long is stuck. */
 #define STUCK_MS	250
 
-/*
- * write(2) until all is written.  Not kds_write_all(): a signal handler
- * must be able to end a write blocked on a full pipe (EINTR fails it, as
- * it fails stdio's), where kds_write_all() would write again.
- */
-static int
-write_out(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t k = write(fd, p, n);
-
-		if (k == -1)
-			return -1;
-		if (k == 0) {
-			errno = ENOSPC;
-			return -1;
-		}
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
 static void *
 writer(void *arg)
 {
@@ -86,7 +63,7 @@ writer(void *arg)
 		for (size_t off = 0, n; off < o->wlen && o->werr == 0;
 		    off += n) {
 			n = o->wlen - off < CHUNK ? o->wlen - off : CHUNK;
-			if (write_out(o->fd, o->wbuf + off, n) == -1)
+			if (kds_write_all_intr(o->fd, o->wbuf + off, n) == -1)
 				o->werr = errno;
 			atomic_fetch_add_explicit(&o->progress, 1,
 			    memory_order_relaxed);
@@ -203,7 +180,7 @@ hand_over(struct kds_outpipe *o)
 	if (o->thread == 0)
 		start(o);
 	if (o->thread == -1) {
-		if (write_out(o->fd, o->buf[o->cur], o->len) == -1)
+		if (kds_write_all_intr(o->fd, o->buf[o->cur], o->len) == -1)
 			return failed(o, errno);
 		o->len = 0;
 		return 0;
@@ -273,7 +250,8 @@ kds_outpipe_flush(struct kds_outpipe *o)
 		return -1;
 	/* The writer is idle: the rest is quicker written here than handed
 	 * over and waited for. */
-	if (o->len > 0 && write_out(o->fd, o->buf[o->cur], o->len) == -1)
+	if (o->len > 0 &&
+	    kds_write_all_intr(o->fd, o->buf[o->cur], o->len) == -1)
 		return failed(o, errno);
 	o->len = 0;
 	return 0;

@@ -102,18 +102,12 @@ fuzz_clear(int dirfd)
 	closedir(d);
 }
 
-/* Make right the checksums of a segment's header and of each frame whose
- * length fits: random bytes would otherwise never get past the first. */
+/* Make right the checksum of each frame of [off, n) whose length fits:
+ * random bytes would otherwise never get past the first check. */
 static inline void
-fuzz_reseal_segment(unsigned char *p, size_t n)
+fuzz_reseal_frames(unsigned char *p, size_t n, size_t off, uint64_t salt)
 {
-	uint64_t salt;
-
-	if (n < SEG_HEADER_LEN)
-		return;
-	put_le64(p + 40, kds_checksum(p, 40, 0));
-	salt = get_le64(p + 32);
-	for (size_t off = SEG_HEADER_LEN; n - off >= 12; ) {
+	while (n - off >= 12) {
 		uint32_t len = get_le32(p + off + 8);
 
 		if (len <= FRAME_HEADER_LEN || len > FRAME_MAX_LEN ||
@@ -122,6 +116,53 @@ fuzz_reseal_segment(unsigned char *p, size_t n)
 		put_le64(p + off, kds_checksum(p + off + 8, len - 8, salt));
 		off += len;
 	}
+}
+
+/* The same for a segment, its header's checksum first. */
+static inline void
+fuzz_reseal_segment(unsigned char *p, size_t n)
+{
+	if (n < SEG_HEADER_LEN)
+		return;
+	put_le64(p + 40, kds_checksum(p, 40, 0));
+	fuzz_reseal_frames(p, n, SEG_HEADER_LEN, get_le64(p + 32));
+}
+
+/* The iterator bits 0-2 of a mode byte name: 0 TRIM_HORIZON, 1 LATEST,
+ * 2 AT_SEQUENCE_NUMBER, 3 AFTER_SEQUENCE_NUMBER, 4 AT_TIMESTAMP, else
+ * TRIM_HORIZON. */
+static inline enum kds_iterator
+fuzz_iterator(unsigned mode)
+{
+	static const enum kds_iterator types[8] = {
+		KDS_TRIM_HORIZON, KDS_LATEST, KDS_AT_SEQUENCE_NUMBER,
+		KDS_AFTER_SEQUENCE_NUMBER, KDS_AT_TIMESTAMP,
+		KDS_TRIM_HORIZON, KDS_TRIM_HORIZON, KDS_TRIM_HORIZON,
+	};
+
+	return types[mode & 7];
+}
+
+/*
+ * The input of the segment-like targets: byte 0 the mode, bytes 1-8 a
+ * parameter (little-endian), and the rest, copied (the targets change it
+ * in place; libFuzzer's data is read-only), or NULL when there is no rest.
+ */
+static inline unsigned char *
+fuzz_input(const uint8_t *data, size_t size, unsigned *mode,
+    uint64_t *param, size_t *n)
+{
+	unsigned char *buf;
+
+	if (size < 9)
+		return NULL;
+	*mode = data[0];
+	*param = get_le64(data + 1);
+	*n = size - 9;
+	if ((buf = malloc(*n + 1)) == NULL)
+		abort();
+	memcpy(buf, data + 9, *n);
+	return buf;
 }
 
 /* A finding that no sanitizer sees: an invariant broken. */

@@ -221,11 +221,6 @@ read_all(const char *const *files, size_t n, const struct kds_iter_opts *o)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const enum kds_iterator types[8] = {
-		KDS_TRIM_HORIZON, KDS_LATEST, KDS_AT_SEQUENCE_NUMBER,
-		KDS_AFTER_SEQUENCE_NUMBER, KDS_AT_TIMESTAMP,
-		KDS_TRIM_HORIZON, KDS_TRIM_HORIZON, KDS_TRIM_HORIZON,
-	};
 	static const uint64_t one[1] = { 1 };
 	static char paths[MAX_ARCHIVES][PATH_MAX];
 	struct kds_iter_opts o = { KDS_TRIM_HORIZON, NULL, 0, NULL, 0, 0 };
@@ -234,22 +229,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	unsigned char *buf;
 	uint64_t param;
 	unsigned mode;
-	size_t n;
+	size_t n, len;
 
 	if (devnull == NULL)
 		init();
-	if (size < 9)
+	if ((buf = fuzz_input(data, size, &mode, &param, &len)) == NULL)
 		return 0;
-	mode = data[0];
-	param = get_le64(data + 1);
-	if ((buf = malloc(size - 9 + 1)) == NULL)
-		abort();
-	memcpy(buf, data + 9, size - 9);
-	n = lay_out(buf, size - 9, mode, paths);
+	n = lay_out(buf, len, mode, paths);
 	free(buf);
 	for (size_t i = 0; i < n; i++)
 		files[i] = paths[i];
-	o.type = types[mode & 7];
+	o.type = fuzz_iterator(mode);
 	o.timestamp_ms = (int64_t)param;
 	kds_seq_format(param >> 62, (param & ~(UINT64_C(3) << 62)) % COUNTER_LIMIT,
 	    seq);

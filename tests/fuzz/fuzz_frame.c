@@ -45,26 +45,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	unsigned char *p;
 	struct kds_err e;
 	uint64_t salt;
+	unsigned mode;
 	size_t n, off;
 
-	if (size < 9)
+	if ((p = fuzz_input(data, size, &mode, &salt, &n)) == NULL)
 		return 0;
 	if (memfd == -1 && (memfd = memfd_create("fuzz_frame", 0)) == -1)
 		abort();
-	salt = get_le64(data + 1);
-	n = size - 9;
-	if ((p = malloc(n + 1)) == NULL)
-		abort();
-	memcpy(p, data + 9, n);
-	for (off = 0; !(data[0] & 1) && n - off >= 12; ) {
-		uint32_t len = get_le32(p + off + 8);
-
-		if (len <= FRAME_HEADER_LEN || len > FRAME_MAX_LEN ||
-		    len > n - off)
-			break;
-		put_le64(p + off, kds_checksum(p + off + 8, len - 8, salt));
-		off += len;
-	}
+	if (!(mode & 1))
+		fuzz_reseal_frames(p, n, 0, salt);
 	kds_seg_header_check(p, n, 0, 1, &h);
 
 	for (off = 0; off < n; ) {

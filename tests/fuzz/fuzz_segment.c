@@ -277,11 +277,6 @@ no_report(void *arg, const char *line)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const enum kds_iterator types[8] = {
-		KDS_TRIM_HORIZON, KDS_LATEST, KDS_AT_SEQUENCE_NUMBER,
-		KDS_AFTER_SEQUENCE_NUMBER, KDS_AT_TIMESTAMP,
-		KDS_TRIM_HORIZON, KDS_TRIM_HORIZON, KDS_TRIM_HORIZON,
-	};
 	struct kds_iter_opts o = { KDS_TRIM_HORIZON, NULL, 0, NULL, 0, 0 };
 	struct kds_verify_stats vs;
 	struct kds_description d;
@@ -290,21 +285,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct kds_err e;
 	uint64_t param, last;
 	unsigned mode;
+	size_t n;
 	int tail;
 
 	if (st == NULL)
 		init();
-	if (size < 9)
+	if ((buf = fuzz_input(data, size, &mode, &param, &n)) == NULL)
 		return 0;
-	mode = data[0];
-	param = get_le64(data + 1);
-	if ((buf = malloc(size - 9 + 1)) == NULL)
-		abort();
-	memcpy(buf, data + 9, size - 9);
-	tail = lay_out(buf, size - 9, !(mode & 0x08));
+	tail = lay_out(buf, n, !(mode & 0x08));
 	free(buf);
 
-	o.type = types[mode & 7];
+	o.type = fuzz_iterator(mode);
 	o.timestamp_ms = (int64_t)param;
 	kds_seq_format(0, param % COUNTER_LIMIT, seq);
 	o.sequence = seq;
