@@ -66,7 +66,7 @@ ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer
 check-asan:
 	ASAN_OPTIONS=exitcode=86:detect_leaks=1 UBSAN_OPTIONS=exitcode=87 \
-		KDS_TEST_STEP=3 \
+		KDS_TEST_STEP=10 \
 		$(MAKE) BUILD=build-asan CFLAGS="$(ASAN_FLAGS)" \
 		LDFLAGS="$(ASAN_FLAGS)" check
 

@@ -432,9 +432,9 @@ assert n == 11, n
 # second thread: output across many buffers, records larger than one, and
 # the ends of output (closed pipe, write error) while that thread writes.
 
-@test "1,000,000 short records come out byte for byte" {
+@test "500,000 short records come out byte for byte" {
 	mkstream s
-	lines 1000000 r >in
+	lines 500000 r >in
 	kds-put --sync=never s <in
 	kds-get $E s >out
 	same out in
@@ -472,7 +472,7 @@ sys.stdout.buffer.write(got)' >json
 
 @test "a closed pipe during a long output: exit 0, nothing on stderr" {
 	mkstream s
-	lines 1000000 r | kds-put --sync=never s
+	lines 500000 r | kds-put --sync=never s
 	run -0 --separate-stderr bash -c 'kds-get $E s | head -n 1; echo "status ${PIPESTATUS[0]}"'
 	output_is $'r1\nstatus 0'
 	[ -z "$stderr" ]
@@ -483,7 +483,7 @@ sys.stdout.buffer.write(got)' >json
 	echo a | kds-put s
 	run -1 --separate-stderr bash -c 'kds-get $E s >/dev/full'
 	stderr_is "kds-get: s: stdout: No space left on device"
-	lines 1000000 r | kds-put --sync=never s
+	lines 500000 r | kds-put --sync=never s
 	run -1 --separate-stderr bash -c 'kds-get $E s >/dev/full'
 	stderr_is "kds-get: s: stdout: No space left on device"
 	run -1 --separate-stderr bash -c 'kds-get $E -c c s >/dev/full'

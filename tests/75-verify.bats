@@ -102,7 +102,7 @@ EOF
 @test "a flipped byte anywhere in a frame header: found at the frame's offset" {
 	twenty
 	cp -a s pristine
-	for b in $(seq 0 31); do
+	for b in $(stepped $(seq 0 31)); do
 		rm -rf s && cp -a pristine s
 		flip s/$S/$SEG1 $((243 + b))
 		run -1 --separate-stderr kds-describe --verify s
@@ -299,7 +299,7 @@ EOF
 		o=$((48 + f * 39))
 		lens="$lens $((o + 1)) $((o + 2)) $((o + 3)) $((o + 19)) $((o + 36)) $((o + 37)) $((o + 38)) $((o + 39))"
 	done
-	for len in $lens; do
+	for len in $(stepped $lens); do
 		((len < 282)) || continue
 		rm -rf s && cp -a pristine s
 		truncate -s $len s/$S/$SEG1
@@ -332,7 +332,7 @@ $want"
 	[ -n "$second" ]
 	cp -a s pristine
 	lens="$(seq 0 50) $(seq $((size - 80)) $((size - 1))) $(frames "$first" | awk 'NR % 17 == 0 { print $1 }')"
-	for len in $lens; do
+	for len in $(stepped $lens); do
 		rm -rf s && cp -a pristine s
 		truncate -s "$len" "$first"
 		run -1 --separate-stderr kds-describe --verify s

@@ -42,11 +42,22 @@ strace() {
 	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 command strace "$@"
 }
 
-# STEP: crash-point loops (strace's when=N) visit every STEP-th call.  It is
-# 1 in make check, which is exhaustive; make check-asan sets KDS_TEST_STEP,
-# since there each traced run costs several times as much and the point of
-# that pass is memory errors, which every third crash point finds as well.
+# STEP: crash-point loops (strace's when=N) visit every STEP-th call, and
+# loops over every offset (stepped) every STEP-th offset.  It is 1 in make
+# check, which is exhaustive; make check-asan sets KDS_TEST_STEP, since
+# there each run costs several times as much and the point of that pass is
+# memory errors, which a sample of the points finds as well.
 STEP=${KDS_TEST_STEP:-1}
+
+# stepped WORDS...: every STEP-th of WORDS, from the first.
+stepped() {
+	local i=0 w
+
+	for w; do
+		((i++ % STEP == 0)) && echo "$w"
+	done
+	return 0
+}
 
 # Tests set KDS_NOW themselves when they care about arrival times.
 unset KDS_NOW CREATE_NOW
