@@ -273,43 +273,51 @@ bench_producers() {	# bench_producers RECORDS
 
 # --- Group commit ---------------------------------------------------------
 # --sync=always: kds-put fsyncs each batch after releasing the shard's lock,
-# so that producers of one shard share flushes.  A producer here is a loop
-# of kds-put runs of one record each (each run ends its input, so its batch
-# is written and synced at once), all into one shard; the records/s of 1
-# and of 4 such loops, and the same with --sync=never, which shows what 4
-# loops gain on this CPU without any fsync.  A lone kds-put -p fed one
-# record at a time and answering each is timed too: it waits for more input
-# before it writes a batch (see kds-put.c, FLUSH_AFTER_MS).
-gc_loop() {	# gc_loop N SYNC KEY
-	local i
-	for ((i = 0; i < $1; i++)); do
-		kds-put --sync="$2" -k "$3" "$dir/g" <"$dir/one"
-	done
-}
-gc_run() {	# gc_run PRODUCERS N SYNC: seconds into gc_t
-	local p t0 t1 pids=()
+# so that producers of one shard share flushes.  A producer here is one
+# kds-put -p fed a record at a time, each answered before the next is sent,
+# as PutRecord callers are: every record its own batch, synced before its
+# answer.  The records/s of 1 and of 4 such producers at once into one
+# shard, and the same with --sync=never, which shows what 4 gain without
+# any fsync (each record waits for input to go quiet, FLUSH_IDLE_MS, before
+# it is written).  (A loop of one-record kds-put runs, the earlier form of
+# this figure, measures process start-up more than fsync.)
+gc_run() {	# gc_run PRODUCERS N SYNC: records/s into gc_r
 	rm -rf "$dir/g"
 	kds-create "$dir/g"
 	sync
-	t0=$EPOCHREALTIME
-	for ((p = 0; p < $1; p++)); do
-		gc_loop "$2" "$3" "p$p" &
-		pids+=($!)
-	done
-	wait "${pids[@]}"
-	t1=$EPOCHREALTIME
-	gc_t=$(calc "$t1 - $t0")
+	gc_r=$("$PY" - "$dir/g" "$2" "$1" "$3" <<'PY'
+import subprocess, sys, threading, time
+stream, n, k, sync = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+def producer(i):
+    p = subprocess.Popen(["kds-put", "-p", "--sync=" + sync, "-k", "p%d" % i,
+                          stream], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, bufsize=0)
+    rec = b"0" * 99 + b"\n"
+    for _ in range(n):
+        p.stdin.write(rec)
+        p.stdout.readline()
+    p.stdin.close()
+    p.wait()
+ts = [threading.Thread(target=producer, args=(i,)) for i in range(k)]
+t0 = time.perf_counter()
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+print("%.0f" % (k * n / (time.perf_counter() - t0)))
+PY
+)
 }
 bench_group_commit() {	# bench_group_commit RECORDS-PER-PRODUCER ACKED-RECORDS
 	local n=$1 na=$2 mode r1 r4 x4 xn=""
 	printf '%099d\n' 0 >"$dir/one"
-	section "--sync=always: group commit, one shard, a kds-put run per record"
+	section "--sync=always: group commit, one shard, each record answered before the next"
 	for mode in never always; do
 		say "group commit, --sync=$mode"
 		gc_run 1 "$n" "$mode"
-		r1=$(calc "int($n / $gc_t + 0.5)")
+		r1=$gc_r
 		gc_run 4 "$n" "$mode"
-		r4=$(calc "int(4 * $n / $gc_t + 0.5)")
+		r4=$gc_r
 		x4=$(calc "$r4 / $r1")
 		row "--sync=$mode, 1 producer" "$(commas "$r1")" "" "" "" "" ""
 		if [ "$mode" = never ]; then
