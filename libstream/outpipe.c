@@ -46,8 +46,11 @@
 /* The writer's write(2)s are at most this long, so that its progress
  * shows while a pipe drains slowly. */
 #define CHUNK		(128 * 1024)
-/* After a signal, a writer that wrote nothing for this long is stuck. */
-#define STUCK_MS	250
+/* After a signal, a writer that wrote nothing for this long is stuck.
+ * Long enough that a busy machine's scheduler is not taken for a reader
+ * that stopped: at 250 ms a slow pipe reader beside a loaded make check
+ * passed for a stuck one. */
+#define STUCK_MS	1000
 
 static void *
 writer(void *arg)

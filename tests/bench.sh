@@ -482,6 +482,69 @@ bench_expire() {	# bench_expire SEGMENTS
 # without syncing; sync(1) runs first so that the split's own fdatasync
 # does not pay for someone else's writes.  The best of 3 splits, each of a
 # copy whose segments are hard links: a split writes no segment.
+# --- zstd at rest -----------------------------------------------------------
+# Clickstream JSON lines (about 230 bytes, as tests/55-compress.bats makes
+# them) put into a stream of 4 MB segments, then kds-expire
+# --compress-after 0s: the compressed segments and indexes beside the
+# segments and indexes they replaced and beside the records' own bytes;
+# and kds-get of the whole stream, compressed and not (a copy made before),
+# in MB/s of record data.
+bench_compress() {	# bench_compress RECORDS
+	local n=$1 bytes seg=0 z=0 f tz tr
+	say "zstd at rest, $n JSON lines"
+	"$PY" - "$n" >"$dir/json" <<'PY'
+import random, sys
+n = int(sys.argv[1])
+rnd = random.Random(1)
+uas = ["Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+       "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Safari/605.1.15",
+       "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
+       "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"]
+refs = ["https://www.google.com/", "https://shop.example.com/", "https://t.co/abc",
+        "-", "https://www.bing.com/search?q=shoes"]
+ms = 0
+out = sys.stdout
+for i in range(n):
+    ms += rnd.randint(0, 40)
+    s, m = divmod(ms, 1000)
+    out.write('{"ts":"2026-11-28T10:%02d:%02d.%03dZ","user":"u%06d","page":"/item/%d","ref":"%s","ua":"%s"}\n'
+              % (s // 60 % 60, s % 60, m, rnd.randint(0, 999999), rnd.randint(1, 9999),
+                 rnd.choice(refs), rnd.choice(uas)))
+PY
+	bytes=$(stat -c %s "$dir/json")
+	rm -rf "$dir/z" "$dir/z.raw"
+	kds-create --segment-bytes 4M "$dir/z"
+	kds-put --sync=never -k k "$dir/z" <"$dir/json"
+	cp -a "$dir/z" "$dir/z.raw"
+	kds-expire --compress-after 0s "$dir/z"
+	sync
+	# the segments compressed: those that have a .zseg now
+	for f in "$dir"/z/shardId-000000000000/*.zseg; do
+		f=${f##*/}
+		f=${f%.zseg}
+		seg=$((seg + $(stat -c %s "$dir/z.raw/shardId-000000000000/$f.seg") +
+		    $(stat -c %s "$dir/z.raw/shardId-000000000000/$f.idx")))
+		z=$((z + $(stat -c %s "$dir/z/shardId-000000000000/$f.zseg") +
+		    $(stat -c %s "$dir/z/shardId-000000000000/$f.zidx")))
+	done
+	section "zstd at rest: $(commas "$n") clickstream JSON lines ($(calc "$bytes / 1e6") MB), 4 MB segments"
+	row "compressed segments and indexes, of the plain ones they replaced" "" "" "" \
+	    "$(awk -v z="$z" -v s="$seg" 'BEGIN { printf "%.1f%% (%.1f of %.1f MB)", z / s * 100, z / 1e6, s / 1e6 }')" \
+	    "≤ 25% of raw" "$(met "$z / $seg <= 0.25")"
+	row "the whole stream on disk, of its records' bytes (the last segment stays plain)" "" "" "" \
+	    "$(awk -v d="$(du -sb "$dir/z" | cut -f1)" -v b="$bytes" 'BEGIN { printf "%.1f%%", d / b * 100 }')" "" ""
+	get_z() { kds-get "$dir/z" >/dev/null; }
+	get_r() { kds-get "$dir/z.raw" >/dev/null; }
+	best tr : get_r
+	best tz : get_z
+	row "kds-get >/dev/null, plain segments" "$(commas "$(calc "$n / $tr")")" \
+	    "$(awk -v b="$bytes" -v t="$tr" 'BEGIN { printf "%.1f", b / t / 1e6 }')" "" "" "" ""
+	row "kds-get >/dev/null, compressed segments" "$(commas "$(calc "$n / $tz")")" \
+	    "$(awk -v b="$bytes" -v t="$tz" 'BEGIN { printf "%.1f", b / t / 1e6 }')" "" \
+	    "$(printf '%.2f× the plain speed' "$(calc "$tr / $tz")")" "" ""
+	rm -rf "$dir/z" "$dir/z.raw" "$dir/json"
+}
+
 bench_reshard() {	# bench_reshard BIG-BYTES
 	local t1 t2 bigb=$1
 	mk() {	# mk NAME BYTES RECORD-BYTES
@@ -563,6 +626,7 @@ bench_seek
 bench_follow_latency "$(sc 200 20)"
 bench_expire "$(sc 1000 20)"
 bench_reshard "$(sc 1000000000 10000000)"
+bench_compress "$(sc 400000 2000)"
 rm -f "$dir/in100"
 rss_rows
 
