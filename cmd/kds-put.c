@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -43,6 +44,7 @@ struct put {
 	char			 first_skip[1200];
 	struct kds_scratch	 scratch;
 	int			 acked;		/* acks printed since fflush */
+	int			 out_errno;	/* of the first failed ack write */
 };
 
 static void
@@ -84,21 +86,21 @@ static void
 ack(void *arg, const struct kds_ack *a)
 {
 	struct put *c = arg;
+	int rc = 0;
 
+	/* Once a write of stdout failed, nothing more: stdio would go on
+	 * with the next buffer, after a line the failure cut short. */
+	if (c->out_errno != 0)
+		return;
 	if (c->acks == 1)
-		printf("%s %s\n", a->shard_id, a->sequence);
+		rc = printf("%s %s\n", a->shard_id, a->sequence);
 	else if (c->acks == 2)
-		printf("{\"ShardId\":\"%s\",\"SequenceNumber\":\"%s\"}\n",
-		    a->shard_id, a->sequence);
+		rc = printf("{\"ShardId\":\"%s\","
+		    "\"SequenceNumber\":\"%s\"}\n", a->shard_id, a->sequence);
+	/* printf may hide a failed write of its buffer; ferror does not */
+	if (rc < 0 || ferror(stdout))
+		c->out_errno = errno ? errno : EIO;
 	c->acked = 1;
-}
-
-static void
-flush_stdout(struct put *c)
-{
-	if (c->acked && fflush(stdout) == EOF)
-		err(1, "stdout");
-	c->acked = 0;
 }
 
 /* Stop: what was put before stays stored, durable as --sync says. */
@@ -112,6 +114,28 @@ fail(struct put *c, const char *what)
 		fprintf(stderr, "kds-put: %s: %s\n", c->name, e.msg);
 	fflush(stdout);
 	exit(1);
+}
+
+/*
+ * The acks so far out.  A full or closed stdout stops kds-put as any
+ * failure does, the stream named: the records are stored, unacked.  What
+ * stdio still holds is dropped, never written later: a write after the
+ * failed one would join a line cut short to the rest of another.
+ */
+static void
+flush_stdout(struct put *c)
+{
+	char why[128];
+
+	if (c->acked && c->out_errno == 0 &&
+	    (fflush(stdout) == EOF || ferror(stdout)))
+		c->out_errno = errno ? errno : EIO;
+	if (c->out_errno != 0) {
+		snprintf(why, sizeof(why), "stdout: %s", strerror(c->out_errno));
+		__fpurge(stdout);
+		fail(c, why);
+	}
+	c->acked = 0;
 }
 
 static void
@@ -425,8 +449,11 @@ main(int argc, char *argv[])
 	}
 	kds_stream_close(st);
 	free(c.scratch.buf);
-	if (fclose(stdout) == EOF)
-		err(1, "stdout");
+	if (c.out_errno != 0 || ferror(stdout) || fclose(stdout) == EOF) {
+		if (c.out_errno != 0)
+			errno = c.out_errno;
+		err(1, "%s: stdout", c.name);
+	}
 	if (c.skipped > 0)
 		warnx("%s: skipped %llu invalid record%s (first: %s)", c.name,
 		    c.skipped, c.skipped == 1 ? "" : "s", c.first_skip);

@@ -493,11 +493,15 @@ for i in range(10000):
 	output_is $'a\nb\nc\nd'
 }
 
-@test "-p to a full stdout: exit 1, says so" {
+@test "-p to a full stdout: exit 1, says so, the stream named; the records stay stored" {
 	mkstream s
 	run -1 --separate-stderr bash -c 'echo a | kds-put -p s >/dev/full'
-	[[ $stderr == "kds-put: "*"No space left on device" ]]
-	[ "${#stderr_lines[@]}" -eq 1 ]
+	stderr_is "kds-put: s: stdout: No space left on device"
+	# acks of a batch big enough to be written before the end of input
+	run -1 --separate-stderr bash -c 'seq 1 20000 | kds-put -p s >/dev/full'
+	stderr_is "kds-put: s: stdout: No space left on device"
+	run -0 kds-get $E -n 1 s
+	output_is a
 }
 
 # Descriptors: a writer holds four, so a producer opens a shard's writer
