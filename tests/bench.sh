@@ -527,7 +527,7 @@ PY
 		z=$((z + $(stat -c %s "$dir/z/shardId-000000000000/$f.zseg") +
 		    $(stat -c %s "$dir/z/shardId-000000000000/$f.zidx")))
 	done
-	section "zstd at rest: $(commas "$n") clickstream JSON lines ($(calc "$bytes / 1e6") MB), 4 MB segments"
+	section "zstd at rest: $(commas "$n") clickstream JSON lines ($(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1e6 }') MB), 4 MB segments"
 	row "compressed segments and indexes, of the plain ones they replaced" "" "" "" \
 	    "$(awk -v z="$z" -v s="$seg" 'BEGIN { printf "%.1f%% (%.1f of %.1f MB)", z / s * 100, z / 1e6, s / 1e6 }')" \
 	    "≤ 25% of raw" "$(met "$z / $seg <= 0.25")"
