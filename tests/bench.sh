@@ -483,8 +483,8 @@ bench_expire() {	# bench_expire SEGMENTS
 # does not pay for someone else's writes.  The best of 3 splits, each of a
 # copy whose segments are hard links: a split writes no segment.
 # --- zstd at rest -----------------------------------------------------------
-# Clickstream JSON lines (about 230 bytes, as tests/55-compress.bats makes
-# them) put into a stream of 4 MB segments, then kds-expire
+# Clickstream JSON lines (about 230 bytes, tests/tools/kds-clicks.py, as
+# tests/55-compress.bats makes them) put into a stream of 4 MB segments, then kds-expire
 # --compress-after 0s: the compressed segments and indexes beside the
 # segments and indexes they replaced and beside the records' own bytes;
 # and kds-get of the whole stream, compressed and not (a copy made before),
@@ -492,25 +492,7 @@ bench_expire() {	# bench_expire SEGMENTS
 bench_compress() {	# bench_compress RECORDS
 	local n=$1 bytes seg=0 z=0 f tz tr
 	say "zstd at rest, $n JSON lines"
-	"$PY" - "$n" >"$dir/json" <<'PY'
-import random, sys
-n = int(sys.argv[1])
-rnd = random.Random(1)
-uas = ["Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
-       "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Safari/605.1.15",
-       "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
-       "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"]
-refs = ["https://www.google.com/", "https://shop.example.com/", "https://t.co/abc",
-        "-", "https://www.bing.com/search?q=shoes"]
-ms = 0
-out = sys.stdout
-for i in range(n):
-    ms += rnd.randint(0, 40)
-    s, m = divmod(ms, 1000)
-    out.write('{"ts":"2026-11-28T10:%02d:%02d.%03dZ","user":"u%06d","page":"/item/%d","ref":"%s","ua":"%s"}\n'
-              % (s // 60 % 60, s % 60, m, rnd.randint(0, 999999), rnd.randint(1, 9999),
-                 rnd.choice(refs), rnd.choice(uas)))
-PY
+	"$PY" "$here/tools/kds-clicks.py" "$n" >"$dir/json"
 	bytes=$(stat -c %s "$dir/json")
 	rm -rf "$dir/z" "$dir/z.raw"
 	kds-create --segment-bytes 4M "$dir/z"
