@@ -30,16 +30,21 @@ check_read() {
 	END { if (!bad) print n + 0 }' "$1"
 }
 
-# trickle FILE: FILE to stdout, 1,000 lines at a time, 60 ms apart.
+# trickle FILE [UNTIL]: FILE's lines, 1,000 at a time, 60 ms apart; then,
+# with UNTIL, input stays open until the file UNTIL exists (60 s at most),
+# so that a writer outlives what the test wants to overlap it.
 trickle() {
 	python3 -c '
-import sys, time
+import os, sys, time
 lines = open(sys.argv[1], "rb").readlines()
 for i in range(0, len(lines), 1000):
     sys.stdout.buffer.write(b"".join(lines[i:i + 1000]))
     sys.stdout.flush()
     time.sleep(0.06)
-' "$1"
+end = time.time() + 60
+while len(sys.argv) > 2 and not os.path.exists(sys.argv[2]) and time.time() < end:
+    time.sleep(0.01)
+' "$@"
 }
 
 any_alive() {
@@ -91,15 +96,17 @@ any_alive() {
 	for ((j = 0; j < P; j++)); do
 		seq -f "p$j %.0f" 1 $n >in$j
 	done
-	# input in pauses (1,000 lines, then 60 ms: each a batch of its own)
-	# keeps the writers busy long enough for many reads to overlap them
+	# input in pauses (1,000 lines, then 60 ms: each a batch of its own),
+	# held open until 5 reads are done (slow ones, under ASan), keeps the
+	# writers busy long enough for many reads to overlap them
 	pids=()
 	for ((j = 0; j < P; j++)); do
-		kds-put s < <(trickle in$j) 2>err$j &
+		kds-put s < <(trickle in$j enough) 2>err$j &
 		pids+=($!)
 	done
 	reads=0
 	while any_alive "${pids[@]}" || [ "$reads" -eq 0 ]; do
+		[ "$reads" -lt 5 ] || touch enough
 		kds-get $E --format '%p %o %s\n' s >out 2>rerr || {
 			echo "reader failed during writes: $(cat rerr)" >&2
 			return 1
