@@ -176,18 +176,25 @@ collect(struct kds_outpipe *o)
 	return 0;
 }
 
+/* buf[cur] written by the caller, here and now. */
+static int
+write_here(struct kds_outpipe *o)
+{
+	if (o->len > 0 &&
+	    kds_write_all_intr(o->fd, o->buf[o->cur], o->len) == -1)
+		return failed(o, errno);
+	o->len = 0;
+	return 0;
+}
+
 /* buf[cur] is done: to the writer, and fill the other one meanwhile. */
 static int
 hand_over(struct kds_outpipe *o)
 {
 	if (o->thread == 0)
 		start(o);
-	if (o->thread == -1) {
-		if (kds_write_all_intr(o->fd, o->buf[o->cur], o->len) == -1)
-			return failed(o, errno);
-		o->len = 0;
-		return 0;
-	}
+	if (o->thread == -1)
+		return write_here(o);
 	if (collect(o) == -1)
 		return -1;
 	o->wbuf = o->buf[o->cur];
@@ -253,11 +260,7 @@ kds_outpipe_flush(struct kds_outpipe *o)
 		return -1;
 	/* The writer is idle: the rest is quicker written here than handed
 	 * over and waited for. */
-	if (o->len > 0 &&
-	    kds_write_all_intr(o->fd, o->buf[o->cur], o->len) == -1)
-		return failed(o, errno);
-	o->len = 0;
-	return 0;
+	return write_here(o);
 }
 
 void

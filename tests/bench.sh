@@ -310,7 +310,6 @@ PY
 }
 bench_group_commit() {	# bench_group_commit RECORDS-PER-PRODUCER ACKED-RECORDS
 	local n=$1 na=$2 mode r1 r4 x4 xn=""
-	printf '%099d\n' 0 >"$dir/one"
 	section "--sync=always: group commit, one shard, each record answered before the next"
 	for mode in never always; do
 		say "group commit, --sync=$mode"
