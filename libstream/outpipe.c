@@ -256,10 +256,13 @@ kds_outpipe_flush(struct kds_outpipe *o)
 {
 	if (o->err)
 		return failed(o, o->err);
+	/* Once there is a writer, the rest goes through it too: a signal
+	 * would cut the caller's own write(2) to a slow reader short, while
+	 * a wait for the writer goes on as long as the reader reads. */
+	if (o->thread == 1 && o->len > 0 && hand_over(o) == -1)
+		return -1;
 	if (collect(o) == -1)
 		return -1;
-	/* The writer is idle: the rest is quicker written here than handed
-	 * over and waited for. */
 	return write_here(o);
 }
 
