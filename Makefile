@@ -54,21 +54,35 @@ $(BUILD)/unit/%: tests/unit/%.c tests/unit/tap.h $(BUILD)/libstream.a
 # The whole suite, one TAP stream, one summary (prove's).
 # Test files run TEST_JOBS at a time (each file's tests in order): they
 # wait on sleeps, fsyncs and child processes as much as on the CPU.
+# Crash-point and kill loops visit every TEST_STEP-th point, from a random
+# phase that is printed: a run stays within CI's ten minutes, successive
+# runs cover every point, and TEST_PHASE=N repeats a run.  make check-full
+# visits every point (TEST_STEP=1).
 TEST_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+TEST_STEP ?= 4
+ifeq ($(origin TEST_PHASE),undefined)
+TEST_PHASE := $(shell od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+endif
 check: all $(UNITBIN)
 	@command -v mandoc >/dev/null && mandoc -Tlint -W warning $(MAN1) $(MAN5) $(MAN7)
+	@echo "crash points: every $(TEST_STEP), phase $(TEST_PHASE) (make check TEST_STEP=$(TEST_STEP) TEST_PHASE=$(TEST_PHASE) repeats it)"
+	KDS_TEST_STEP=$(TEST_STEP) KDS_TEST_PHASE=$(TEST_PHASE) \
 	KDS_BUILD=$(abspath $(BUILD)) prove -j$(TEST_JOBS) --timer --failures --comments \
 		--exec tests/run-tap \
 		$(UNITBIN) tests/*.bats
 
+check-full:
+	$(MAKE) TEST_STEP=1 check
+
 # The same suite with AddressSanitizer and UndefinedBehaviorSanitizer.
+# Each run of a tool costs several times as much there, and the point of
+# this pass is memory errors, which a sample of the crash points finds.
 ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer
 check-asan:
 	ASAN_OPTIONS=exitcode=86:detect_leaks=1 UBSAN_OPTIONS=exitcode=87 \
-		KDS_TEST_STEP=10 \
 		$(MAKE) BUILD=build-asan CFLAGS="$(ASAN_FLAGS)" \
-		LDFLAGS="$(ASAN_FLAGS)" check
+		LDFLAGS="$(ASAN_FLAGS)" TEST_STEP=16 check
 
 demo: all
 	KDS_BUILD=$(BUILD) examples/clickstream-demo.sh
@@ -114,4 +128,4 @@ clean:
 
 include tests/fuzz/fuzz.mk
 
-.PHONY: all check check-asan demo bench install uninstall deps clean
+.PHONY: all check check-full check-asan demo bench install uninstall deps clean

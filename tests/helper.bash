@@ -13,15 +13,10 @@ export PATH
 TOOLS=$BATS_TEST_DIRNAME/tools
 DECODE=$TOOLS/kds-decode.py
 
-# The spec's kds-get follows the stream unless given -e (as kcat does); the
-# tools as first built always stop at the end and have no -e.  Tests that
-# mean "read what is there" say "kds-get $E", which works with both; the
-# tests of -e and of following say so explicitly.
-if kds-get --help 2>/dev/null | grep -q -e '^ *-e'; then
-	E=-e
-else
-	E=
-fi
+# The spec's kds-get followed the stream unless given -e (as kcat does);
+# the tools stop at the end and follow with -F.  Tests that mean "read
+# what is there" say "kds-get $E", which stays empty until a -e comes.
+E=
 
 # python3 through pyenv's shim costs 100 ms a call: find the interpreter
 # once per run and call it directly.
@@ -42,19 +37,38 @@ strace() {
 	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 command strace "$@"
 }
 
-# STEP: crash-point loops (strace's when=N) visit every STEP-th call, and
-# loops over every offset (stepped) every STEP-th offset.  It is 1 in make
-# check, which is exhaustive; make check-asan sets KDS_TEST_STEP, since
-# there each run costs several times as much and the point of that pass is
-# memory errors, which a sample of the points finds as well.
+# STEP and PHASE: crash-point loops (strace's when=N) visit every STEP-th
+# call from call FIRST = 1 + PHASE, loops over every offset (stepped)
+# every STEP-th offset, and loops of random kills make RUNS(N) = N / STEP
+# runs (at least 10).  STEP is 1 with bats alone and in make check-full,
+# which is exhaustive; make check and make check-asan set KDS_TEST_STEP
+# (each run costs several times as much under ASan) and a random
+# KDS_TEST_PHASE, which they print, so that successive runs cover every
+# point and a failure can be repeated with the same two numbers.
 STEP=${KDS_TEST_STEP:-1}
+PHASE=$((${KDS_TEST_PHASE:-0} % STEP))
+FIRST=$((1 + PHASE))
 
-# stepped WORDS...: every STEP-th of WORDS, from the first.
+# runs N: N / STEP, and at least 10.
+runs() {
+	local n=$(($1 / STEP))
+	echo $((n < 10 ? 10 : n))
+}
+
+# no_leak_check: LeakSanitizer off for the rest of this test (make
+# check-asan).  For loops that run the same commands hundreds of times:
+# each exit's leak check costs 40 ms, and the other tests check the same
+# code paths for leaks once.
+no_leak_check() {
+	export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
+}
+
+# stepped WORDS...: every STEP-th of WORDS, from the (1 + PHASE)th.
 stepped() {
 	local i=0 w
 
 	for w; do
-		((i++ % STEP == 0)) && echo "$w"
+		((i++ % STEP == PHASE)) && echo "$w"
 	done
 	return 0
 }
