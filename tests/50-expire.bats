@@ -48,7 +48,7 @@ state() {
 	[ -z "$stderr" ]
 	[[ ${lines[0]} == "usage: kds-expire "* ]]
 	for o in -a --archive -r --retention -n --dry-run -v --verbose --no-wait --help --version; do
-		grep -q -e "$o" <<<"$output" || { echo "no $o in help" >&2; return 1; }
+		[[ $output == *"$o"* ]] || { echo "no $o in help" >&2; return 1; }
 	done
 	run -0 --separate-stderr kds-expire --version
 	output_is "kds-expire (kds) 0.1.0"

@@ -188,40 +188,81 @@ HOUR_DIR=2025/11/28
 	stderr_is "kds-get: bad.tar.zst: $seg: offset 48: bad checksum"
 }
 
-# crash_points CALLS: kill kds-expire -a at the 1st, 2nd, ... CALLS, rerun
-# it, and check that every record is in the stream or an archive exactly
-# once, with no .tmp left and a well-formed stream.
+# calls_made TRACE: the most calls of one kind one process made, in the
+# output of strace -f -o TRACE.  strace counts each call and process apart
+# (when=N is the Nth mkdirat or the Nth pwrite64), so when=N kills a run
+# for every N up to that and for none past it.
+calls_made() {
+	awk '{
+		l = $0
+		if (l ~ /^[0-9]+ /) { p = $1; sub(/^[0-9]+ +/, "", l) } else p = 0
+		if (l !~ /^[a-z0-9_]+\(/) next		# resumed, signals, exits
+		sub(/\(.*/, "", l)
+		if (++c[p " " l] > m) m = c[p " " l]
+	} END { print m + 0 }' "$1"
+}
+
+# crash_points CALLS: kill kds-expire -a at the 1st, 2nd, ... call of
+# CALLS, rerun it, and check that every record is in the stream or an
+# archive exactly once, with no .tmp left and a well-formed stream.  make
+# check-full visits every call, make check every STEP-th from call FIRST
+# (1 + PHASE modulo the number of calls: there may be fewer than STEP).
 crash_points() {
-	local calls=$1 n out rc
-	for ((n = 1; n <= 80; n += STEP)); do
-		rm -rf s arch
-		cp -a tmpl s
-		mkdir arch
+	local calls=$1 total n nlast i=0 out rc f archives tmp big
+	# a run that is not killed completes, and counts the points
+	rm -rf s arch && cp -a base/s base/arch .
+	KDS_NOW=$((T + 4 * H)) strace -f -o trace -e trace="$calls" \
+	    kds-expire -a arch s >/dev/null 2>&1 ||
+	    { echo "$calls: exit $? without a crash" >&2; return 1; }
+	total=$(calls_made trace)
+	((total >= 1 && total <= 80)) || { echo "$calls: $total calls" >&2; return 1; }
+	nlast=$((1 + PHASE % total + (total - 1 - PHASE % total) / STEP * STEP))
+	echo "# $calls: $total calls, crash points $((1 + PHASE % total)) to $nlast, every $STEP" >&3
+	for ((n = 1 + PHASE % total; n <= total; n += STEP, i++)); do
+		rm -rf s arch && cp -a base/s base/arch .
 		rc=0
-		$NOLEAK strace -f -o /dev/null -e trace="$calls" -e inject="$calls":signal=KILL:when=$n \
-		    env KDS_NOW=$((T + 4 * H)) kds-expire -a arch s >/dev/null 2>&1 || rc=$?
-		if ((rc == 0)); then
-			echo "# $calls: $((n - 1)) crash points" >&3
-			[ "$n" -gt 1 ]
-			return
-		fi
+		KDS_NOW=$((T + 4 * H)) strace -f -o /dev/null -e trace="$calls" \
+		    -e inject="$calls":signal=KILL:when=$n \
+		    kds-expire -a arch s >/dev/null 2>&1 || rc=$?
 		[ "$rc" -eq 137 ] || { echo "$calls $n: exit $rc" >&2; return 1; }
 		out=$(at $((4 * H)) kds-expire -a arch s 2>&1) ||
 		    { echo "$calls $n: rerun: $out" >&2; return 1; }
-		records s arch | same want - || { echo "$calls $n: records differ" >&2; return 1; }
-		[ -z "$(find arch -name '*.tmp')" ] || { echo "$calls $n: .tmp left" >&2; return 1; }
-		python3 "$DECODE" s >/dev/null || { echo "$calls $n" >&2; return 1; }
-		[ -z "$(find s -name '*.seg' -size +48c)" ] || { echo "$calls $n: not expired" >&2; return 1; }
+		# one find for the archives, any .tmp among them, and any
+		# segment left with records in it
+		archives= tmp= big=
+		for f in $(find arch s \( -path 'arch/*' \( -name '*.tar.zst' -o -name '*.tmp' \) \) -o \
+		    \( -path 's/*' -name '*.seg' -size +48c \)); do
+			case $f in
+			*.tar.zst) archives+=" $f" ;;
+			*.tmp) tmp+=" $f" ;;
+			*) big+=" $f" ;;
+			esac
+		done
+		out=$({
+			KDS_NOW=$T kds-get $E --format '%p %o %s\n' s
+			[ -z "$archives" ] || kds-get --archive --format '%p %o %s\n' $archives
+		} | sort)
+		[ "$out" = "$wanted" ] ||
+		    { same want <(echo "$out"); echo "$calls $n: records differ" >&2; return 1; }
+		[ -z "$tmp" ] || { echo "$calls $n: .tmp left:$tmp" >&2; return 1; }
+		# the independent decoder, the most costly check, sees every
+		# 3rd rerun's stream and the last
+		if ((i % 3 == 0 || n == nlast)); then
+			python3 "$DECODE" s >/dev/null || { echo "$calls $n: decoder" >&2; return 1; }
+		fi
+		[ -z "$big" ] || { echo "$calls $n: not expired:$big" >&2; return 1; }
 	done
-	echo "$calls: still crashing after 80" >&2
-	return 1
 }
 
 @test "killed at every write, sync, rename and unlink, then rerun: each record exactly once" {
 	command -v strace >/dev/null || skip "no strace"
+	no_leak_check
 	mkstream tmpl -r 1h -n 2 --segment-bytes 4096
 	hourly tmpl 3 100
 	records tmpl /dev/null >want
+	wanted=$(<want)
+	# what each run starts from: the stream and an empty archive directory
+	mkdir -p base/arch && cp -a tmpl base/s
 	crash_points write,writev
 	crash_points fsync,fdatasync
 	crash_points rename,renameat,renameat2
@@ -332,13 +373,17 @@ crash_points() {
 	head -c 3000000 /dev/urandom | base64 -w 100 | at 10 kds-put s
 	cp -a s s2
 	mkdir arch2
-	# each read of a segment slowed down: the run takes a few seconds
+	# each read of a segment slowed down: the run takes a few seconds,
+	# and the one without a terminal runs meanwhile
 	slow="$NOLEAK strace -f -o /dev/null -e trace=pread64 -e inject=pread64:delay_exit=200000"
+	$slow env KDS_NOW=$((T + 2 * H)) kds-expire -a arch2 s2 >out2 2>err2 &
+	pid=$!
+	echo "$pid" >>"$BATS_TEST_TMPDIR/pids"
 	script -qec "$slow env KDS_NOW=$((T + 2 * H)) $KDS_BUILD/kds-expire -a arch s" /dev/null >tty
 	grep -q 'kds-expire: s: archived [0-9.]* of [0-9.]* MiB' tty
 	[ -z "$(find s -name '*.seg' -size +48c)" ]
-	run -0 --separate-stderr $slow env KDS_NOW=$((T + 2 * H)) kds-expire -a arch2 s2
-	[ -z "$stderr" ] && [ -z "$output" ]
+	wait "$pid"
+	[ ! -s err2 ] && [ ! -s out2 ]
 }
 
 @test "producers, readers and kds-expire -a at once: every record once, stream or archive" {
