@@ -13,23 +13,15 @@ teardown() {
 	return 0
 }
 
-# is_prefix INPUT OUT: OUT (records of one shard, one a line) is the first
-# lines of INPUT, nothing else.
-is_prefix() {
-	local n
-	n=$(wc -l <"$2")
-	head -n "$n" "$1" | cmp -s - "$2" || {
-		echo "$2 is not a prefix of $1" >&2
-		diff <(head -n "$n" "$1") "$2" | head >&2
-		return 1
-	}
-}
-
 # decode_ok STREAM: the independent decoder finds the stream as the spec
 # says (skipped without libxxhash).  A crash between a batch and its index
-# entries may leave the index a hole, which kds-stream(5) allows.
+# entries may leave the index a hole, which kds-stream(5) allows.  Whether
+# there is a libxxhash is asked once a test: loops decode many times.
 decode_ok() {
-	have_xxhash || return 0
+	if [ -z "${XXHASH-}" ]; then
+		have_xxhash && XXHASH=yes || XXHASH=no
+	fi
+	[ "$XXHASH" = yes ] || return 0
 	python3 "$DECODE" --lax-index "$1" >/dev/null
 }
 
@@ -38,11 +30,12 @@ decode_ok() {
 	n=60000		# about 30 ms of kds-put: most kills land mid-run
 	partial=0
 	it=0		# (not "i": bats's run sets a global i)
+	: >before
 	for t in 0.004 0.012 0.002 0.02 0.008 0.03 0.016 0.001 0.024 0.006; do
 		it=$((it + 1))
-		seq -f "$it %.0f" 1 $n >in.$it
+		seq -f "$it %.0f" 1 $n >in
 		# the key is the record number, routed by its MD5
-		kds-put -p -d ' ' -f 2 s <in.$it >ack.$it 2>/dev/null &
+		kds-put -p -d ' ' -f 2 s <in >ack.$it 2>/dev/null &
 		pid=$!
 		sleep "$t"
 		kill -9 "$pid" 2>/dev/null || true
@@ -53,40 +46,47 @@ decode_ok() {
 		}
 		[ ! -s err ]
 		# earlier producers' records are all still there, unchanged
-		awk -v it=$it '$3 != it' out | cmp -s - before || [ "$it" -eq 1 ] || {
+		mine=$(awk -v it=$it 'BEGIN { printf "" >"earlier" }
+		    $3 == it { n++; next } { print >"earlier" } END { print n + 0 }' out)
+		cmp -s earlier before || {
 			echo "after kill $it: earlier records changed" >&2
 			return 1
 		}
-		awk -v it=$it '$3 == it' out >now
-		# this producer's records: per shard, a prefix of what it sent
-		# there, in order; every acknowledgement among them
-		python3 - "$n" now ack.$it <<'EOF'
+		[ "$mine" -eq "$n" ] || partial=$((partial + 1))
+		mv out before
+	done
+	echo "# $partial of $it producers killed mid-run" >&3
+	[ "$partial" -ge 3 ]
+	# each producer's records: per shard, a prefix of what it sent there,
+	# in order; every acknowledgement among them; and no sequence number
+	# twice, over all of it.  Checked once, on the last read: each read
+	# kept the records of the reads before it unchanged (above).
+	python3 - "$n" before ack.* <<'EOF'
 import hashlib, sys
-n, now, ack = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+n, out, acks = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
 h = 2**128 // 2
 want = {0: [], 1: []}
 for r in range(1, n + 1):
     want[int.from_bytes(hashlib.md5(str(r).encode()).digest(), "big") // h].append(r)
-got = {0: [], 1: []}
-seqs = set()
-for line in open(now):
-    shard, seq, _, r = line.split()
-    got[int(shard[-1])].append(int(r))
-    seqs.add(seq)
-for sh in (0, 1):
-    assert got[sh] == want[sh][: len(got[sh])], "shard %d: not a prefix" % sh
-for line in open(ack):
-    # a kill can cut the last line of stdout short: it counts for nothing
-    if line.endswith("\n"):
-        assert line.split()[1] in seqs, "acknowledged but lost: " + line
+got, seqs, every = {}, {}, set()
+lines = 0
+for line in open(out):
+    shard, seq, it, r = line.split()
+    got.setdefault(it, {0: [], 1: []})[int(shard[-1])].append(int(r))
+    seqs.setdefault(it, set()).add(seq)
+    every.add(seq)
+    lines += 1
+assert len(every) == lines, "a sequence number twice"
+for ack in acks:
+    it = ack.rsplit(".", 1)[1]
+    for sh, rs in got.get(it, {0: [], 1: []}).items():
+        assert rs == want[sh][: len(rs)], "producer %s, shard %d: not a prefix" % (it, sh)
+    for line in open(ack):
+        # a kill can cut the last line of stdout short: it counts for nothing
+        if line.endswith("\n"):
+            assert line.split()[1] in seqs.get(it, ()), \
+                "producer %s: acknowledged but lost: %s" % (it, line)
 EOF
-		[ "$(wc -l <now)" -eq "$n" ] || partial=$((partial + 1))
-		cp out before
-	done
-	echo "# $partial of $it producers killed mid-run" >&3
-	[ "$partial" -ge 3 ]
-	# no sequence number twice, over all of it
-	[ "$(cut -d' ' -f2 out | sort -u | wc -l)" -eq "$(wc -l <out)" ]
 	# and producers left alone complete on both recovered shards, after
 	# which the stream is whole again, index and tail included
 	run -0 --separate-stderr kds-put -p -k k -E 0 s < <(echo last0)
@@ -97,46 +97,64 @@ EOF
 	decode_ok s
 }
 
-# crash_loop CALLS: kill kds-put at its 1st, 2nd, ... call of CALLS until a
-# run completes; after each crash the stream reads back a prefix of the
-# input, and the next kds-put recovers and appends after it.
+# read_back: out (read after a crash) is the first lines of all, the 50
+# old records at least, and out2 (read after the next put) is out, then
+# "after".  One awk, each file whole (RS is a byte none holds), byte for
+# byte: it runs at every crash point.
+read_back() {
+	awk -v RS='\f' '
+	FILENAME == "all" { all = $0 }
+	FILENAME == "out" { out = $0 }
+	FILENAME == "out2" { out2 = $0 }
+	END {
+		n = gsub(/\n/, "&", out)
+		if (substr(all, 1, length(out)) != out || (out != "" && out !~ /\n$/))
+			e = "out is not a prefix of the input"
+		else if (n < 50)
+			e = "out has " n " records, not the 50 old ones"
+		else if (out2 != out "after\n")
+			e = "\"after\" not right after the prefix"
+		if (e != "") { print e >"/dev/stderr"; exit 1 }
+	}' all out out2
+}
+
+# crash_loop CALLS: kill kds-put at its FIRSTth call of CALLS, then at every
+# STEPth call after it (the 1st, 2nd, ... in make check-full), until a run
+# completes; after each crash the stream reads back a prefix of the input,
+# and the next kds-put recovers and appends after it.
 crash_loop() {
-	local calls=$1 n
+	local calls=$1 n k=0 st
 	mkstream pristine --segment-bytes 4096
 	seq -f 'old-%.0f' 1 50 | kds-put -k k pristine
 	seq -f 'rec-%04.0f' 1 400 >in
 	{ seq -f 'old-%.0f' 1 50; cat in; } >all
-	for ((n = 1; n <= 400; n += STEP)); do
+	for ((n = FIRST; n <= 400; n += STEP)); do
 		rm -rf s && cp -a pristine s
-		run strace -f -o /dev/null -e trace="$calls" \
-		    -e inject="$calls":signal=KILL:when=$n kds-put -k k s <in
+		st=0
+		strace -f -o /dev/null -e trace="$calls" \
+		    -e inject="$calls":signal=KILL:when=$n kds-put -k k s <in 2>put.err || st=$?
 		kds-get $E s >out 2>err || {
 			echo "crash at $calls $n: reader failed: $(cat err)" >&2
 			return 1
 		}
 		[ ! -s err ]
-		is_prefix all out
-		[ "$(wc -l <out)" -ge 50 ]
 		echo after | kds-put -k k s 2>err || {
 			echo "crash at $calls $n: next kds-put failed: $(cat err)" >&2
 			return 1
 		}
 		kds-get $E s >out2
-		{ cat out; echo after; } | cmp -s - out2 || {
-			echo "crash at $calls $n: 'after' not right after the prefix" >&2
-			return 1
-		}
+		read_back || { echo "crash at $calls $n" >&2; return 1; }
 		# kds-get checked every checksum; the independent decoder, the
-		# most costly check, every 3rd crash point and the last
-		if ((n % 3 == 1)) || [ "$status" -eq 0 ]; then
+		# most costly check, at every 3rd crash point tried and the last
+		if ((k++ % 3 == 0 || st == 0)); then
 			decode_ok s || { echo "crash at $calls $n: decoder disagrees" >&2; return 1; }
 		fi
-		if [ "$status" -eq 0 ]; then
+		if [ "$st" -eq 0 ]; then
 			cmp -s <(cat all; echo after) out2
-			echo "# $calls: $((n - 1)) crash points" >&3
+			echo "# $calls: crashed at call $FIRST and every $STEP after it, $((k - 1)) times; a run makes fewer than $n calls" >&3
 			return 0
 		fi
-		[ "$status" -eq 137 ] || { echo "crash at $calls $n: exit $status" >&2; return 1; }
+		[ "$st" -eq 137 ] || { echo "crash at $calls $n: exit $st: $(cat put.err)" >&2; return 1; }
 	done
 	echo "kds-put never completed under $calls" >&2
 	return 1
@@ -144,16 +162,19 @@ crash_loop() {
 
 @test "crash at every write: readers see a prefix, the next put recovers" {
 	command -v strace >/dev/null || skip "no strace"
+	no_leak_check
 	crash_loop write,writev
 }
 
 @test "crash at every pwrite: readers see a prefix, the next put recovers" {
 	command -v strace >/dev/null || skip "no strace"
+	no_leak_check
 	crash_loop pwrite64,pwritev
 }
 
 @test "crash at every fsync, ftruncate, open and flock: the same" {
 	command -v strace >/dev/null || skip "no strace"
+	no_leak_check
 	crash_loop fsync,fdatasync,ftruncate
 	rm -rf pristine s
 	crash_loop openat,flock
@@ -167,29 +188,48 @@ six() {
 	    kds-put -k key "$1"
 }
 
+# (The loops below run their tools plain, not under bats's run, and compare
+# whole files: at every cut, run would cost more than the tools.)
 @test "the last frame cut at every length: earlier records only, then recovery" {
+	no_leak_check
 	six pristine
 	seg=$(last_seg pristine 0)
 	size=$(filesize "$seg")
 	read -r off len counter < <(frames "$seg" | tail -n 1)
-	[ "$counter" -eq 6 ] && [ $((off + len)) -eq "$size" ] && [ "$len" -eq 38 ]
+	# (one test a line: under set -e, a failing test before && fails nothing)
+	[ "$counter" -eq 6 ]
+	[ $((off + len)) -eq "$size" ]
+	[ "$len" -eq 38 ]
 	printf 'a\nbb\nccc\ndddddddddddddd\neeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee\n' >five
-	for ((t = off; t < size; t++)); do
+	# what a read gives after the next put: the five, then "next"
+	for c in 1 2 3 4 5; do seq_of 0 $c; done | paste -d ' ' - five >then
+	seq6=$(seq_of 0 6)
+	echo "$seq6 next" >>then
+	seq4=$(seq_of 0 4)
+	# every length in make check-full, every STEPth otherwise
+	cuts=($(stepped $(seq "$off" $((size - 1)))))
+	k=0
+	for t in "${cuts[@]}"; do
 		rm -rf s && cp -a pristine s
-		truncate -s "$t" "$(last_seg s 0)"
-		run -0 --separate-stderr kds-get $E s
-		[ -z "$stderr" ] || { echo "cut at $t: $stderr" >&2; return 1; }
-		[ "$output" = "$(cat five)" ] || { echo "cut at $t: $output" >&2; return 1; }
+		truncate -s "$t" "s/${seg#pristine/}"
+		kds-get $E s >out 2>err || { echo "cut at $t: exit $?: $(cat err)" >&2; return 1; }
+		[ ! -s err ] || { echo "cut at $t: $(cat err)" >&2; return 1; }
+		cmp -s out five || { echo "cut at $t: $(cat out)" >&2; return 1; }
 		# LATEST and AT_SEQUENCE_NUMBER agree
-		run -0 --separate-stderr kds-get $E -i AFTER_SEQUENCE_NUMBER --sequence "$(seq_of 0 4)" s
-		[ "$output" = eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee ]
-		run -0 --separate-stderr kds-put -p -k key s <<<"next"
-		[ "$output" = "shardId-000000000000 $(seq_of 0 6)" ] ||
-		    { echo "cut at $t: put said $output" >&2; return 1; }
-		run -0 --separate-stderr kds-get $E --format '%o %s\n' s
-		[ "${lines[5]}" = "$(seq_of 0 6) next" ] && [ "${#lines[@]}" -eq 6 ]
-		decode_ok s
+		e=$(kds-get $E -i AFTER_SEQUENCE_NUMBER --sequence "$seq4" s)
+		[ "$e" = eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee ]
+		p=$(kds-put -p -k key s <<<"next")
+		[ "$p" = "shardId-000000000000 $seq6" ] ||
+		    { echo "cut at $t: put said $p" >&2; return 1; }
+		kds-get $E --format '%o %s\n' s >out
+		same out then || { echo "cut at $t: read after the put" >&2; return 1; }
+		# the independent decoder, the most costly check, at every 3rd
+		# cut and the last
+		if ((k++ % 3 == 0 || k == ${#cuts[@]})); then
+			decode_ok s || { echo "cut at $t: decoder disagrees" >&2; return 1; }
+		fi
 	done
+	[ "$k" -gt 0 ]
 }
 
 @test "a last segment cut inside its header is an interrupted roll" {
@@ -200,16 +240,18 @@ six() {
 	last=$(last_seg pristine 0)
 	c=$(basename "$last" .seg)
 	c=$((10#${c: -8}))	# the counter the last segment starts at
+	seq -f 'rec-%03.0f' 1 $((c - 1)) >before
+	{ cat before; echo next; } >then
 	for t in 0 1 20 47 48; do
 		rm -rf s && cp -a pristine s
-		truncate -s "$t" "$(last_seg s 0)"
-		run -0 --separate-stderr kds-get $E s
-		[ -z "$stderr" ] || { echo "cut at $t: $stderr" >&2; return 1; }
-		[ "$output" = "$(seq -f 'rec-%03.0f' 1 $((c - 1)))" ]
+		truncate -s "$t" "s/${last#pristine/}"
+		kds-get $E s >out 2>err || { echo "cut at $t: exit $?: $(cat err)" >&2; return 1; }
+		[ ! -s err ] || { echo "cut at $t: $(cat err)" >&2; return 1; }
+		same out before
 		run -0 --separate-stderr kds-put -p -k k s <<<"next"
 		[ "$output" = "shardId-000000000000 $(seq_of 0 $c)" ]
-		run -0 --separate-stderr kds-get $E s
-		[ "$output" = "$(seq -f 'rec-%03.0f' 1 $((c - 1)); echo next)" ]
+		kds-get $E s >out
+		same out then
 		decode_ok s
 	done
 }
@@ -382,7 +424,8 @@ enospc_at() {
 	output_is "shardId-000000000000 100000000000000000101"
 	rmdir s/shardId-000000000000/100000000000000000102.seg
 	run -0 --separate-stderr kds-get $E s
-	[ "${#lines[@]}" -eq 101 ] && [ "${lines[100]}" = rec-101 ]
+	[ "${#lines[@]}" -eq 101 ]
+	[ "${lines[100]}" = rec-101 ]
 	[ ! -e s/shardId-000000000000/100000000000000000102.seg.tmp ]
 }
 
@@ -395,10 +438,12 @@ enospc_at() {
 	seg=$(last_seg s 0)
 	dd if=/dev/zero of="$seg" bs=1 seek=789 count=39 conv=notrunc status=none
 	run -0 --separate-stderr kds-get $E s
-	[ "${#lines[@]}" -eq 19 ] && [ "${lines[18]}" = rec-19 ]
+	[ "${#lines[@]}" -eq 19 ]
+	[ "${lines[18]}" = rec-19 ]
 	run -0 --separate-stderr kds-put -p -k k s <<<"after"
 	output_is "shardId-000000000000 $(seq_of 0 20)"
 	run -0 --separate-stderr kds-get $E s
-	[ "${#lines[@]}" -eq 20 ] && [ "${lines[19]}" = after ]
+	[ "${#lines[@]}" -eq 20 ]
+	[ "${lines[19]}" = after ]
 	decode_ok s
 }
