@@ -39,9 +39,9 @@ check_ranges() {
 	diff <(grep '^shard ' s$n/meta) <(aws_shard_lines "$n")
 	[ "$(grep -c '^shard ' s$n/meta)" -eq "$n" ]
 	grep -qx "next-shard $n" s$n/meta
-	for ((i = 0; i < n; i++)); do
-		[ -d "$(shard_dir s$n $i)" ]
-	done
+	# each shard's directory (named in a file: no subshell for each)
+	for ((i = 0; i < n; i++)); do shard_dir s$n $i; done >dirs
+	while read -r d; do [ -d "$d" ]; done <dirs
 	[ "$(find s$n -maxdepth 1 -name 'shardId-*' | wc -l)" -eq "$n" ]
 }
 
@@ -229,15 +229,42 @@ EOF
 	[ -z "$ls" ]
 }
 
+# capture CMD...: run the program CMD as bats' run --separate-stderr
+# does, setting status, output, stderr and stderr_lines the same way, but
+# with one file for stderr (run makes a new one for each call with mktemp,
+# a process that costs more than kds-create refusing an option) and no
+# subshell.
+capture() {
+	status=0
+	"$@" >"$BATS_TEST_TMPDIR/capture.out" 2>"$BATS_TEST_TMPDIR/capture.err" || status=$?
+	output=$(<"$BATS_TEST_TMPDIR/capture.out")
+	read -d '' -r stderr <"$BATS_TEST_TMPDIR/capture.err" || true
+	IFS=$'\n' read -d '' -r -a stderr_lines <<<"$stderr" || true
+}
+
+# nothing_here: the working directory is empty (as [ -z "$(ls -A)" ], but
+# with no process: the globs match every name but . and .., and one that
+# matches nothing stays as it is, which does not exist).
+nothing_here() {
+	local f
+	for f in * .[!.]* ..?*; do
+		if [ -e "$f" ] || [ -L "$f" ]; then
+			echo "left behind: $f" >&2
+			return 1
+		fi
+	done
+}
+
 # bad_value WORDS OPTION VALUE HINT: exit 2, the exact first line
 # "kds-create: bad WORDS 'VALUE': HINT", usage after it if any, no stream.
 bad_value() {
 	local words=$1 opt=$2 val=$3 hint=$4
-	run -2 --separate-stderr kds-create "$opt" "$val" s
+	capture kds-create "$opt" "$val" s
+	[ "$status" -eq 2 ] || { echo "kds-create $opt '$val': exit $status, not 2" >&2; return 1; }
 	[ -z "$output" ]
 	first_line_is "kds-create: bad $words '$val': $hint"
 	[ ! -e s ] || { echo "kds-create $opt '$val' left s behind" >&2; return 1; }
-	[ -z "$(ls -A)" ]
+	nothing_here
 }
 
 DURATION_HINT="a number and s, m, h or d, from 1s to 8760h"
@@ -270,53 +297,76 @@ DURATION_HINT="a number and s, m, h or d, from 1s to 8760h"
 	done
 }
 
-# inject SYSCALLS ERRNO: fail the 1st, 2nd, ... of those calls in turn until
-# kds-create gets through.  A failed run leaves nothing behind, or, when
-# the failure came after the stream was renamed into place (the fsync of
-# the parent), a whole stream: never a part of one.
-inject_until_done() {
-	local calls=$1 err=$2 n
-	for ((n = 1; n <= 40; n += STEP)); do
-		run --separate-stderr strace -f -o /dev/null -e trace="$calls" \
-		    -e inject="$calls":error="$err":when=$n kds-create -n 4 s
-		if [ "$status" -eq 0 ]; then
-			[ -f s/meta ] && [ -d s/shardId-000000000003 ]
-			rm -rf s
-			[ "$n" -gt 1 ] || { echo "no $calls at all?" >&2; return 1; }
-			return 0
-		fi
-		[ "$status" -eq 1 ] || { echo "call $n: exit $status: $stderr" >&2; return 1; }
+# inject_each CALLS ERRNO: fail a call of kds-create -n 4 s, each of the
+# calls of those kinds a whole run makes in turn (each run of the suite
+# every STEP-th of them, in the order they come: see some).  A failed run
+# leaves nothing behind, or, when the failure came after the stream was
+# renamed into place (the fsync of the parent), a whole stream: never a
+# part of one.
+inject_each() {
+	local calls=$1 err=$2 p points sc n
+	# the calls a whole run makes, each as KIND:N, its Nth of that kind
+	# (strace counts each kind apart: in one set, when=N would only ever
+	# fail the first kind to reach its Nth call)
+	strace -f -o "$BATS_TEST_TMPDIR/trace" -e trace="$calls" kds-create -n 4 s
+	[ -f s/meta ] && [ -d s/shardId-000000000003 ]
+	rm -rf s
+	points=($(awk '$2 ~ /^[a-z0-9_]+\(/ { c = $2; sub(/\(.*/, "", c); print c ":" ++n[c] }' \
+	    "$BATS_TEST_TMPDIR/trace"))
+	[ "${#points[@]}" -gt 0 ] || { echo "no $calls at all?" >&2; return 1; }
+	echo "# $calls: ${#points[@]} calls" >&3
+	for p in $(some "${points[@]}"); do
+		sc=${p%:*} n=${p#*:}
+		run --separate-stderr strace -f -o /dev/null -e trace="$sc" \
+		    -e inject="$sc":error="$err":when=$n kds-create -n 4 s
+		[ "$status" -eq 1 ] || { echo "$sc $n: exit $status: $stderr" >&2; return 1; }
 		[ "${#stderr_lines[@]}" -eq 1 ] && [[ $stderr == "kds-create: s: "* ]] || {
-			echo "call $n: stderr: $stderr" >&2
+			echo "$sc $n: stderr: $stderr" >&2
 			return 1
 		}
 		if [ -e s ]; then
 			# only whole: meta in place, every shard, nothing temporary
 			[ -f s/meta ] && [ -d s/shardId-000000000003 ] && [ ! -e s/meta.tmp ] || {
-				echo "call $n of $calls failed: left a partial stream" >&2
+				echo "$sc $n failed: left a partial stream" >&2
 				return 1
 			}
 			! have_xxhash || python3 "$DECODE" s >/dev/null
-			[ "$(ls -A)" = s ] || { echo "call $n: left $(ls -A)" >&2; return 1; }
+			[ "$(ls -A)" = s ] || { echo "$sc $n: left $(ls -A)" >&2; return 1; }
 			rm -rf s
 		fi
-		[ -z "$(ls -A)" ] || { echo "call $n of $calls failed: left $(ls -A)" >&2; return 1; }
+		nothing_here || { echo "($sc $n failed)" >&2; return 1; }
 	done
-	return 1
+}
+
+# some WORDS...: stepped WORDS, or when there are too few of them for
+# this phase to pick one, the one at PHASE % their number: each run of
+# the suite fails one call at least.
+some() {
+	local picked
+	picked=$(stepped "$@")
+	if [ -n "$picked" ] || [ $# -eq 0 ]; then
+		echo "$picked"
+	else
+		shift $((PHASE % $#))
+		echo "$1"
+	fi
 }
 
 @test "an I/O error in any mkdir never leaves part of a stream" {
 	command -v strace >/dev/null || skip "no strace"
-	inject_until_done mkdir,mkdirat ENOSPC
+	no_leak_check
+	inject_each mkdir,mkdirat ENOSPC
 }
 
 @test "an I/O error in any rename or fsync never leaves part of a stream" {
 	command -v strace >/dev/null || skip "no strace"
-	inject_until_done rename,renameat,renameat2 EIO
-	inject_until_done fsync,fdatasync EIO
+	no_leak_check
+	inject_each rename,renameat,renameat2 EIO
+	inject_each fsync,fdatasync EIO
 }
 
 @test "an I/O error in any write never leaves part of a stream" {
 	command -v strace >/dev/null || skip "no strace"
-	inject_until_done write,pwrite64 ENOSPC
+	no_leak_check
+	inject_each write,pwrite64 ENOSPC
 }

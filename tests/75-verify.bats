@@ -29,6 +29,42 @@ with open(path, "r+b") as f:
 EOF
 }
 
+# invert FILE COPY: COPY is FILE with every byte inverted, made once for a
+# loop that damages one byte of FILE at a time with flip_from: one python3
+# for the loop rather than one for each byte.
+invert() {
+	python3 - "$1" "$2" <<'EOF'
+import sys
+data = open(sys.argv[1], "rb").read()
+open(sys.argv[2], "wb").write(bytes(b ^ 0xff for b in data))
+EOF
+}
+
+# flip_from COPY FILE OFFSET: as flip FILE OFFSET (invert every bit of one
+# byte, in place), taking the inverted byte from COPY, made by invert.
+flip_from() {
+	dd if="$1" of="$2" bs=1 skip="$3" seek="$3" count=1 conv=notrunc status=none
+}
+
+# verify_exits STATUS [OPTION...]: kds-describe --verify OPTION... s exits
+# STATUS, checked and captured as run -STATUS --separate-stderr does it
+# (output, stderr, stderr_lines), for the loops over every offset: run
+# makes a new file for stderr at each call with mktemp, a process that
+# costs as much as kds-describe.
+verify_exits() {
+	local want=$1 st=0
+	shift
+	kds-describe --verify "$@" s >"$BATS_TEST_TMPDIR/verify.out" \
+	    2>"$BATS_TEST_TMPDIR/verify.err" || st=$?
+	output=$(<"$BATS_TEST_TMPDIR/verify.out")
+	read -d '' -r stderr <"$BATS_TEST_TMPDIR/verify.err" || true
+	IFS=$'\n' read -d '' -r -a stderr_lines <<<"$stderr" || true
+	[ "$st" -eq "$want" ] || {
+		echo "kds-describe --verify $* s: exit $st, not $want; stderr: $stderr" >&2
+		return 1
+	}
+}
+
 # snapshot DIR: every file under DIR with its bytes' checksum, to show
 # that nothing was changed.
 snapshot() {
@@ -100,14 +136,18 @@ EOF
 }
 
 @test "a flipped byte anywhere in a frame header: found at the frame's offset" {
+	no_leak_check
 	twenty
 	cp -a s pristine
+	invert s/$S/$SEG1 inverted
+	seq6=$(seq_of 0 6)
+	# each of its 32 bytes (each run of the suite every STEP-th of them)
 	for b in $(stepped $(seq 0 31)); do
 		rm -rf s && cp -a pristine s
-		flip s/$S/$SEG1 $((243 + b))
-		run -1 --separate-stderr kds-describe --verify s
+		flip_from inverted s/$S/$SEG1 $((243 + b))
+		verify_exits 1
 		[ "${#stderr_lines[@]}" -eq 1 ]
-		[[ $stderr == "kds-describe: s: $S/$SEG1: offset 243: "*"(39 bytes to the next valid frame; sequence number $(seq_of 0 6) unreadable)" ]] || {
+		[[ $stderr == "kds-describe: s: $S/$SEG1: offset 243: "*"(39 bytes to the next valid frame; sequence number $seq6 unreadable)" ]] || {
 			echo "header byte $b: $stderr" >&2
 			return 1
 		}
@@ -115,7 +155,7 @@ EOF
 	done
 	# the length's high byte: a length no frame can have
 	rm -rf s && cp -a pristine s
-	flip s/$S/$SEG1 $((243 + 11))
+	flip_from inverted s/$S/$SEG1 $((243 + 11))
 	run -1 --separate-stderr kds-describe --verify s
 	[[ $stderr == "kds-describe: s: $S/$SEG1: offset 243: bad frame length ("* ]]
 }
@@ -145,9 +185,10 @@ EOF
 @test "a flipped byte in a segment header: offset 0, exit 1" {
 	twenty
 	cp -a s pristine
+	invert s/$S/$SEG1 inverted
 	for b in 0 5 6 8 16 24 32 40 47; do
 		rm -rf s && cp -a pristine s
-		flip s/$S/$SEG1 $b
+		flip_from inverted s/$S/$SEG1 $b
 		run -1 --separate-stderr kds-describe --verify s
 		stderr_is "kds-describe: s: $S/$SEG1: offset 0: bad segment header"
 		output_is "s: 1 shard, 1 segment, 0 records, 828 bytes checked: 1 problem"
@@ -170,10 +211,11 @@ EOF
 	idx=s/$S/100000000000000000001.idx
 	[ "$(filesize $idx)" -ge 160 ]
 	cp -a s pristine
+	invert $idx inverted
 	for e in 0 1 3; do
 		for b in 0 9 17 30; do
 			rm -rf s && cp -a pristine s
-			flip $idx $((32 * e + b))
+			flip_from inverted $idx $((32 * e + b))
 			run -1 --separate-stderr kds-describe --verify s
 			stderr_is "kds-describe: s: $S/100000000000000000001.idx: offset $((32 * e)): bad checksum"
 			[[ $output == *": 1 problem" ]]
@@ -236,9 +278,10 @@ EOF
 @test "meta: a flipped byte, a malformed line, shards that do not cover the keys" {
 	mkstream pristine -n 2
 	seq 1 10 | kds-put pristine
+	invert pristine/meta inverted
 	for b in 0 20 40 100 200; do
 		rm -rf s && cp -a pristine s
-		flip s/meta $b
+		flip_from inverted s/meta $b
 		run -1 --separate-stderr kds-describe --verify s
 		stderr_is "kds-describe: s: meta: bad checksum"
 		[ -z "$output" ]
@@ -287,13 +330,15 @@ EOF
 }
 
 @test "truncations anywhere in the last segment: each found, exit 1" {
+	no_leak_check
 	mkstream s
 	seq -f 'rec-%02.0f' 1 6 | kds-put -k k s
 	# 6 frames: 48 + 6 * 39 = 282 bytes
 	[ "$(filesize s/$S/$SEG1)" -eq 282 ]
 	cp -a s pristine
 	# every length in the header; in each frame its first three and last
-	# three bytes, and one in its middle, around every boundary
+	# three bytes, and one in its middle, around every boundary (each run
+	# of the suite every STEP-th of these lengths)
 	lens=$(seq 0 48)
 	for ((f = 0; f < 6; f++)); do
 		o=$((48 + f * 39))
@@ -303,7 +348,7 @@ EOF
 		((len < 282)) || continue
 		rm -rf s && cp -a pristine s
 		truncate -s $len s/$S/$SEG1
-		run -1 --separate-stderr kds-describe --verify s
+		verify_exits 1
 		if ((len < 48)); then
 			want="kds-describe: s: $S/$SEG1: offset 0: bad segment header"
 		elif (((len - 48) % 39 == 0)); then
@@ -324,6 +369,7 @@ $want"
 }
 
 @test "truncations anywhere in an earlier segment: found, and --repair changes no segment" {
+	no_leak_check
 	mkstream s --segment-bytes 4096
 	for k in 1 2; do seq -f "b$k-%03.0f" 1 100 | kds-put -k k s; done
 	first=$(segs s 0 | head -n 1)
@@ -331,21 +377,24 @@ $want"
 	size=$(filesize "$first")
 	[ -n "$second" ]
 	cp -a s pristine
-	lens="$(seq 0 50) $(seq $((size - 80)) $((size - 1))) $(frames "$first" | awk 'NR % 17 == 0 { print $1 }')"
+	# the first 51 lengths, the last 80, and every 17th frame boundary
+	# (each run of the suite every STEP-th of these lengths)
+	frames "$first" >frames
+	lens="$(seq 0 50) $(seq $((size - 80)) $((size - 1))) $(awk 'NR % 17 == 0 { print $1 }' frames)"
 	for len in $(stepped $lens); do
 		rm -rf s && cp -a pristine s
 		truncate -s "$len" "$first"
-		run -1 --separate-stderr kds-describe --verify s
+		verify_exits 1
 		only_lines_about "$S/" || { echo "length $len" >&2; return 1; }
 		[[ $stderr == *": offset "* ]]
 		cp "$first" first.cut
-		run -1 --separate-stderr kds-describe --verify --repair s
+		verify_exits 1 --repair
 		cmp "$first" first.cut
 		cmp "$second" "pristine/${second#s/}"
 	done
 	# cut at a frame boundary: the records lost are named
 	rm -rf s && cp -a pristine s
-	last=$(frames "$first" | tail -n 1)
+	last=$(tail -n 1 frames)
 	truncate -s "${last%% *}" "$first"
 	c=${last##* }
 	run -1 --separate-stderr kds-describe --verify s
@@ -526,6 +575,7 @@ $want"
 }
 
 @test "verify and repair while producers write: no damage reported, none made" {
+	no_leak_check
 	mkstream s -n 2 --segment-bytes 4096
 	(for k in $(seq 1 40); do seq -f "a$k-%.0f" 1 40 | kds-put s || exit 1; done) &
 	p1=$!

@@ -5,8 +5,11 @@
 # and hash keys; numbers negative, huge or past 64 bits for every numeric
 # option; jsonl that is not what it claims.  Each is refused with one line
 # "TOOL: ..." on stderr (no control character in it), exit 2 for usage or
-# 1 for failure, and nothing written: the working directory, stream and
-# symlink targets included, is byte for byte as before.
+# 1 for failure, and nothing written: under the working directory (streams
+# and symlink targets included) nothing made or removed, nothing changed in
+# type, mode, owner, group or link target, no file or link changed in size,
+# inode, link count, modification or change time, and no tail in its bytes
+# (snap says why that catches every write).
 
 load helper
 
@@ -15,19 +18,79 @@ setup() {
 	fixed_clock
 }
 
-# snap: names, types, modes, owners, link targets and contents of
-# everything under the working directory, as one checksum (times left
-# out: a directory's changes when a file comes and goes again).
+# snap VAR: into VAR, a line for everything under the working directory,
+# in directory order (which files that come and go do not change): path,
+# type, mode, owner and group; for all but directories size, inode and
+# link count, for links their target, and modification and change times
+# in nanoseconds, but for tails their bytes instead of times.
+#   Directories' sizes and times are left out: they change when a lock or
+# temporary file comes and goes again, and what they hold has lines of its
+# own.  Tails' times are left out: a writer or a reshard that fails may
+# write a tail's own bytes back.  Other files' bytes are not read, since
+# no write leaves a file's change time as it was (and nothing can set it)
+# but one in the same tick of the coarse clock that stamps it (4 ms here,
+# 10 ms at most) as the file's last change: when any file changed less
+# than 20 ms before, snap waits 20 ms, so a write after it has a later
+# change time.  The tar | md5sum this replaces cost two processes each
+# time, more than the command under test; this costs find alone.  Its
+# files are kept beside the working directory, where only what the test
+# and the tools made may be.
 snap() {
-	tar --sort=name --mtime=@0 --atime-preserve=system -cf - . | md5sum
+	local t at
+	t=${EPOCHREALTIME/[.,]/}
+	t=$((t - 20000))
+	printf -v at '@%d.%06d' $((t / 1000000)) $((t % 1000000))
+	list "$1" \( -type d -o -type f -name tail -o ! -newerct "$at" -o \
+	    -fprint "$BATS_TEST_TMPDIR/snap.young" \)
+	[ ! -s "$BATS_TEST_TMPDIR/snap.young" ] || sleep 0.02
 }
 
-# unchanged BEFORE: snap is still BEFORE.
+# list VAR [FIND-EXPRESSION]: what snap compares, into VAR.
+list() {
+	local list_var=$1 list_tails list_f list_b list_q
+	shift
+	find . -printf '%p %y %m %U %G' \( -type d -printf '\n' -o \
+	    -type f -name tail -printf ' %s %i %n\n' -fprint0 "$BATS_TEST_TMPDIR/snap.tails" -o \
+	    -printf ' %s %i %n %l %T@ %C@\n' \) "$@" >"$BATS_TEST_TMPDIR/snap"
+	IFS= read -r -d '' "$list_var" <"$BATS_TEST_TMPDIR/snap" || true
+	# a tail's bytes, as the strings between its NULs (its size is above)
+	mapfile -d '' -t list_tails <"$BATS_TEST_TMPDIR/snap.tails"
+	for list_f in "${list_tails[@]}"; do
+		mapfile -d '' -t list_b <"$list_f"
+		printf -v list_q ' %q' "${list_b[@]}"
+		printf -v "$list_var" '%s%s:%s\n' "${!list_var}" "$list_f" "$list_q"
+	done
+}
+
+# unchanged BEFORE: what snap lists now is still BEFORE.
 unchanged() {
-	[ "$(snap)" = "$1" ] || {
-		echo "the working directory changed" >&2
+	local now
+	list now
+	[ "$now" = "$1" ] || {
+		echo "the working directory changed:" >&2
+		diff <(echo "$1") <(echo "$now") >&2
 		return 1
 	}
+}
+
+# capture CMD...: run the program CMD as bats' run --separate-stderr
+# does, setting status, output, stderr and stderr_lines the same way, but
+# with one file for stderr (run makes a new one for each call with
+# mktemp, a process that costs more than the command under test) and no
+# subshell.
+capture() {
+	status=0
+	"$@" >"$BATS_TEST_TMPDIR/capture.out" 2>"$BATS_TEST_TMPDIR/capture.err" || status=$?
+	output=$(<"$BATS_TEST_TMPDIR/capture.out")
+	read -d '' -r stderr <"$BATS_TEST_TMPDIR/capture.err" || true
+	IFS=$'\n' read -d '' -r -a stderr_lines <<<"$stderr" || true
+}
+
+# has_cntrl STRING: STRING holds a control character (as grep's
+# [[:cntrl:]] in the C locale: bytes 1 to 31 and 127).
+has_cntrl() {
+	local LC_ALL=C
+	[[ $1 == *[[:cntrl:]]* ]]
 }
 
 # In loops that change nothing, BEFORE holds the snap that each case
@@ -39,8 +102,8 @@ unchanged() {
 refused() {
 	local want=$1 msg=$2 before=${BEFORE-}
 	shift 2
-	[ -n "$before" ] || before=$(snap)
-	run --separate-stderr "$@"
+	[ -n "$before" ] || snap before
+	capture "$@"
 	[ "$status" -eq "$want" ] || {
 		echo "$*: exit $status, not $want; stderr: $stderr" >&2
 		return 1
@@ -56,8 +119,8 @@ refused() {
 refused_usage() {
 	local want=$1 msg=$2 before
 	shift 2
-	before=$(snap)
-	run --separate-stderr "$@"
+	snap before
+	capture "$@"
 	[ "$status" -eq "$want" ] || {
 		echo "$*: exit $status, not $want; stderr: $stderr" >&2
 		return 1
@@ -72,28 +135,44 @@ refused_usage() {
 one_line() {
 	local tool=$1 want=$2 before=${BEFORE-}
 	shift 2
-	[ -n "$before" ] || before=$(snap)
-	run --separate-stderr "$@"
+	[ -n "$before" ] || snap before
+	capture "$@"
 	[ "$status" -eq "$want" ] || {
 		echo "$(printf '%q ' "$@"): exit $status, not $want" >&2
 		return 1
 	}
 	[ "${#stderr_lines[@]}" -eq 1 ] && [[ $stderr == "$tool: "* ]] &&
-	    ! LC_ALL=C grep -q '[[:cntrl:]]' <<<"$stderr" || {
+	    ! has_cntrl "$stderr" || {
 		echo "$(printf '%q ' "$@"): stderr: $(printf '%q' "$stderr")" >&2
 		return 1
 	}
 	unchanged "$before"
 }
 
-# long N [CHAR]: N bytes of CHAR (default a).
-long() {
-	head -c "$1" /dev/zero | tr '\0' "${2:-a}"
+# long_to VAR N [CHAR]: VAR is N bytes of CHAR (default a).  No process:
+# the arrays below are made again for each test.
+long_to() {
+	local long_s=${3:-a}
+	while ((${#long_s} < $2)); do long_s+=$long_s; done
+	printf -v "$1" '%s' "${long_s:0:$2}"
 }
 
+# long N [CHAR]: print N bytes of CHAR (default a).
+long() {
+	local long_v
+	long_to long_v "$@"
+	printf '%s' "$long_v"
+}
+
+long_to A300 300
+long_to A5000 5000
+long_to SLASH5000 5000 /
+long_to NINE40 40 9
+long_to NINE5000 5000 9
+
 # The strings every name-like argument is tried with.
-HOSTILE=(.. . / ../s s/.. ../../../../../../etc /etc/passwd 'a/b' "$(long 300)"
-    "$(long 5000)" "$(long 5000 /)")
+HOSTILE=(.. . / ../s s/.. ../../../../../../etc /etc/passwd 'a/b' "$A300"
+    "$A5000" "$SLASH5000")
 CONTROL=($'a\nb' $'a\rb' $'\e[31mred' $'tab\there' $'a\x7fb' $'\x01')
 
 @test "stream paths: .., /, long and missing: one line, exit 1, nothing made" {
@@ -101,7 +180,7 @@ CONTROL=($'a\nb' $'a\rb' $'\e[31mred' $'tab\there' $'a\x7fb' $'\x01')
 	echo x >in
 	long 300 >long300
 	mkdir -p d && echo x >f
-	BEFORE=$(snap)
+	snap BEFORE
 	for p in .. . / d f f/s d/.. "$(long 5000)" "$(long 5000 /)" \
 	    "nodir/$(long 300)" "$(long 300)"; do
 		for cmd in "kds-put -k k" "kds-get $E" "kds-describe" "kds-expire" \
@@ -172,7 +251,7 @@ CONTROL=($'a\nb' $'a\rb' $'\e[31mred' $'tab\there' $'a\x7fb' $'\x01')
 
 @test "shard ids: .., /, control characters, thousands of digits: exit 2" {
 	mkstream s -n 2
-	BEFORE=$(snap)
+	snap BEFORE
 	for id in "${HOSTILE[@]}" -1 ' 1' '1 ' +1 0x1 1e3 shardId-1 shardId-0000000000001 \
 	    shardId-00000000000a 0000000000001 "$(long 5000 1)" '' shardId- \
 	    shardid-000000000000 'shardId-000000000000/../x'; do
@@ -205,7 +284,7 @@ CONTROL=($'a\nb' $'a\rb' $'\e[31mred' $'tab\there' $'a\x7fb' $'\x01')
 @test "consumer names: .., /, control characters, thousands of bytes: exit 2, nothing made" {
 	mkstream s
 	echo x | kds-put -k k s
-	BEFORE=$(snap)
+	snap BEFORE
 	for name in "${HOSTILE[@]}" '' .hidden "$(long 129)" 'a b' 'a:b' 'ü' '*'; do
 		one_line kds-get 2 kds-get $E -c "$name" s || return 1
 		one_line kds-get 2 kds-get -c "$name" --reset s || return 1
@@ -236,16 +315,14 @@ pristine() {
 	[ "$(segs p 0 | wc -l)" -eq 3 ]
 }
 
-# plant REL: in a fresh copy s of p, put a symbolic link at s/REL to a
-# copy of what was there (or to a file, when nothing was), outside the
-# stream: a tool that followed it would find what it looks for, and
-# write there.
+# plant REL: in a fresh copy s of p, put a symbolic link at s/REL to what
+# was there, moved out of the stream (or to a file, when nothing was): a
+# tool that followed it would find what it looks for, and write there.
 plant() {
 	local rel=$1
 	rm -rf s victim && cp -a p s
 	if [ -e "s/$rel" ]; then
-		cp -a "s/$rel" victim
-		rm -rf "s/$rel"
+		mv "s/$rel" victim
 	else
 		echo "not a stream file" >victim
 	fi
@@ -313,7 +390,7 @@ no_follow() {
 	# the checkpoint is written through its .tmp: the records were
 	# delivered, the checkpoint stays where it was
 	plant consumers/cc/$S.checkpoint.tmp
-	before=$(snap)
+	snap before
 	run -1 --separate-stderr kds-get -c cc s
 	stderr_is "kds-get: s: consumer cc: $S.checkpoint.tmp: Too many levels of symbolic links"
 	[ "${lines[0]}" = rec-101 ] && [ "${#lines[@]}" -eq 200 ]
@@ -327,7 +404,7 @@ no_follow() {
 	echo x >in
 	refused 1 "kds-put: s: record 1: empty partition key" kds-put -k '' s <in
 	refused 1 "kds-put: s: record 1: empty partition key" kds-put -f 1 -d , s <<<",x"
-	BEFORE=$(snap)
+	snap BEFORE
 	for k in "$k257" "$k257e" "$(long 5000)"; do
 		refused 1 "kds-put: s: record 1: partition key longer than 256 characters" \
 		    kds-put -k "$k" s <in || return 1
@@ -335,7 +412,7 @@ no_follow() {
 		    kds-put -f 1 -d , s <<<"$k,x" || return 1
 	done
 	unset BEFORE
-	BEFORE=$(snap)
+	snap BEFORE
 	for k in $'\xff' $'a\xc3' $'\xc0\xaf' $'\xed\xa0\x80' $'\xf4\x90\x80\x80' $'\xfe\xff'; do
 		refused 1 "kds-put: s: record 1: partition key is not valid UTF-8" \
 		    kds-put -k "$k" s <in || return 1
@@ -359,7 +436,7 @@ no_follow() {
 @test "explicit hash keys: out of range or not numbers: exit 2, nothing written" {
 	mkstream s -n 2
 	echo x >in
-	BEFORE=$(snap)
+	snap BEFORE
 	for h in -1 340282366920938463463374607431768211456 \
 	    340282366920938463463374607431768211457 999999999999999999999999999999999999999999 \
 	    1e3 0x10 ' 1' '1 ' +1 '' 1.0 abc '１' "$(long 5000 9)"; do
@@ -376,14 +453,14 @@ no_follow() {
 	[[ $output == "shardId-000000000001 "* ]]
 	run -0 --separate-stderr kds-put -p -E 000000000000000000000000000000000000000000000000001 -k k s <in
 	# through jsonl: a failure of the record, exit 1
-	BEFORE=$(snap)
+	snap BEFORE
 	for h in '"-1"' '"340282366920938463463374607431768211456"' '"1e3"' '""'; do
 		refused 1 "kds-put: s: record 1: explicit hash key '$(eval echo "$h")' is not a decimal in [0, 2^128-1]" \
 		    kds-put -i jsonl s <<<"{\"PartitionKey\":\"k\",\"Data\":\"eA==\",\"ExplicitHashKey\":$h}" ||
 		    return 1
 	done
 	unset BEFORE
-	BEFORE=$(snap)
+	snap BEFORE
 	for h in 1 null '[]' '{}' true; do
 		refused 1 "kds-put: s: record 1: ExplicitHashKey is not a string" \
 		    kds-put -i jsonl s <<<"{\"PartitionKey\":\"k\",\"Data\":\"eA==\",\"ExplicitHashKey\":$h}" ||
@@ -403,16 +480,16 @@ no_follow() {
 # that is out of range, past 2^64 and past 2^63, signs, spaces, other
 # bases, fractions, and thousands of digits.
 OVER=(-1 -0 18446744073709551615 18446744073709551616 9223372036854775808
-    99999999999999999999999 ' 1' '1 ' +1 0x10 1e3 1.5 '' "$(long 5000 9)")
+    99999999999999999999999 ' 1' '1 ' +1 0x10 1e3 1.5 '' "$NINE5000")
 # The same for options whose limit is 2^64 - 1, and for hash keys.
 OVER64=(-1 -0 18446744073709551616 36893488147419103232 99999999999999999999999
-    ' 1' '1 ' +1 0x10 1e3 1.5 '' "$(long 5000 9)")
+    ' 1' '1 ' +1 0x10 1e3 1.5 '' "$NINE5000")
 OVER128=(-1 -0 340282366920938463463374607431768211456
-    340282366920938463463374607431768211457 "$(long 40 9)" ' 1' '1 ' +1 0x10
-    1e3 1.5 '' "$(long 5000 9)")
+    340282366920938463463374607431768211457 "$NINE40" ' 1' '1 ' +1 0x10
+    1e3 1.5 '' "$NINE5000")
 
 @test "kds-create: every numeric option negative, huge or past 64 bits: exit 2, nothing made" {
-	BEFORE=$(snap)
+	snap BEFORE
 	for v in "${OVER[@]}" 0 10001; do
 		refused 2 "kds-create: bad shard count '${v:0:76}$([ ${#v} -gt 79 ] && echo ...)': 1 to 10000" \
 		    kds-create -n "$v" s || return 1
@@ -423,15 +500,15 @@ OVER128=(-1 -0 340282366920938463463374607431768211456
 		[ ${#v} -le 79 ] || v=${v:0:76}...
 		[ "${v:0:1}" != - ] || [ "$v" = -1s ] || [ "$v" = -0s ] || [ "$v" = -1h ] ||
 		    continue
-		run --separate-stderr kds-create -r "$v" s
+		capture kds-create -r "$v" s
 		[ "$status" -eq 2 ] && [[ $stderr == "kds-create: bad retention '"*"': a number and s, m, h or d, from 1s to 8760h" ]] ||
 		    { echo "-r $v: $status $stderr" >&2; return 1; }
-		run --separate-stderr kds-create --segment-age "$v" s
+		capture kds-create --segment-age "$v" s
 		[ "$status" -eq 2 ] && [[ $stderr == "kds-create: bad segment age '"*"': a number and s, m, h or d, from 1s to 8760h" ]] ||
 		    { echo "--segment-age $v: $status $stderr" >&2; return 1; }
 	done
 	for v in "${OVER[@]}" 0 4095 1073741825 17179869184G 16777216T 18014398509481984K; do
-		run --separate-stderr kds-create --segment-bytes "$v" s
+		capture kds-create --segment-bytes "$v" s
 		[ "$status" -eq 2 ] && [[ $stderr == "kds-create: bad segment size '"*"': 4096 to 1G bytes" ]] ||
 		    { echo "--segment-bytes $v: $status $stderr" >&2; return 1; }
 	done
@@ -441,31 +518,31 @@ OVER128=(-1 -0 340282366920938463463374607431768211456
 @test "kds-put, kds-get: every numeric option negative, huge or past 64 bits: exit 2" {
 	mkstream s
 	echo x | kds-put -k k s
-	BEFORE=$(snap)
+	snap BEFORE
 	for v in "${OVER[@]}" 0 1000001; do
 		one_line kds-put 2 kds-put -f "$v" s </dev/null || return 1
 	done
 	unset BEFORE
 	refused 2 "kds-put: bad field number '18446744073709551616'" kds-put -f 18446744073709551616 s </dev/null
-	BEFORE=$(snap)
+	snap BEFORE
 	for v in "${OVER64[@]}"; do
 		one_line kds-get 2 kds-get $E -n "$v" s || return 1
 	done
 	unset BEFORE
 	refused 2 "kds-get: bad limit '18446744073709551616'" kds-get $E -n 18446744073709551616 s
 	refused 2 "kds-get: bad limit '-1'" kds-get $E -n -1 s
-	BEFORE=$(snap)
+	snap BEFORE
 	for v in "${OVER64[@]}" 0; do
 		one_line kds-get 2 kds-get -c cc -b "$v" s || return 1
 	done
 	unset BEFORE
 	[ ! -e s/consumers ]
-	BEFORE=$(snap)
+	snap BEFORE
 	for v in "${OVER[@]/%/s}" 99999999999999999999d; do
 		one_line kds-get 2 kds-get --idle-timeout "$v" s || return 1
 	done
 	unset BEFORE
-	BEFORE=$(snap)
+	snap BEFORE
 	for v in "${OVER[@]}" 0 1 100000000000000000000000000000000000000000 \
 	    10000000000000000000000000000000000000001 99999999999999999999 \
 	    1000000000000100000000000000000001; do
@@ -473,7 +550,7 @@ OVER128=(-1 -0 340282366920938463463374607431768211456
 		one_line kds-get 2 kds-get -i AFTER_SEQUENCE_NUMBER --sequence "$v" s || return 1
 	done
 	unset BEFORE
-	BEFORE=$(snap)
+	snap BEFORE
 	for v in "${OVER64[@]/1.5}" 9223372036854775 9223372036854775807 1e9 \
 	    -1764324000 1764324000.x 2025-13-01 2025-11-28T25:00 0000-01-01 \
 	    99999-01-01 2025-11-28T10:00+99:00; do
@@ -493,7 +570,7 @@ OVER128=(-1 -0 340282366920938463463374607431768211456
 
 @test "kds-reshard, kds-expire: split keys and counts negative, huge or past 64 bits: exit 2" {
 	mkstream s -n 2
-	BEFORE=$(snap)
+	snap BEFORE
 	for v in "${OVER128[@]}"; do
 		one_line kds-reshard 2 kds-reshard s split 0 -- "$v" || return 1
 	done
@@ -504,7 +581,7 @@ OVER128=(-1 -0 340282366920938463463374607431768211456
 	    kds-reshard s split 0 -- -1
 	# without --, getopt takes -1 for an option
 	refused_usage 2 "kds-reshard: invalid option -- '1'" kds-reshard s split 0 -1
-	BEFORE=$(snap)
+	snap BEFORE
 	for v in "${OVER[@]}" 0 10001; do
 		one_line kds-reshard 2 kds-reshard s scale -- "$v" || return 1
 	done
@@ -512,7 +589,7 @@ OVER128=(-1 -0 340282366920938463463374607431768211456
 	refused 2 "kds-reshard: bad shard count '18446744073709551616': 1 to 10000" \
 	    kds-reshard s scale 18446744073709551616
 	refused 2 "kds-reshard: bad shard count '\\n': 1 to 10000" kds-reshard s scale $'\n'
-	BEFORE=$(snap)
+	snap BEFORE
 	for v in "${OVER[@]/%/s}" 0s 8761h 106751991167300d 99999999999999999999d; do
 		one_line kds-expire 2 kds-expire -r "$v" s || return 1
 	done
@@ -529,7 +606,7 @@ jsonl() {
 @test "jsonl: broken base64, wrong types, missing fields, nested junk: exit 1, nothing written" {
 	mkstream s -n 2
 	r="kds-put: s: record 1"
-	BEFORE=$(snap)
+	snap BEFORE
 	for d in '!!!' YQ YQ= '=' '====' YR== 'YQ==YQ==' Y -_-_ 'YWJj=' 'é' 'YQ==\n=' '\u0000'; do
 		if [[ $d == *u0000* ]]; then
 			run -1 --separate-stderr kds-put -i jsonl s <<<"{\"PartitionKey\":\"k\",\"Data\":\"$d\"}"
@@ -540,7 +617,7 @@ jsonl() {
 		    kds-put -i jsonl s <<<"{\"PartitionKey\":\"k\",\"Data\":\"$d\"}" || return 1
 	done
 	unset BEFORE
-	BEFORE=$(snap)
+	snap BEFORE
 	for v in 1 1.5 null true '[]' '{}' '["eA=="]' '{"b64":"eA=="}'; do
 		refused 1 "$r: Data is not a string" \
 		    kds-put -i jsonl s <<<"{\"PartitionKey\":\"k\",\"Data\":$v}" || return 1
@@ -553,12 +630,12 @@ jsonl() {
 	refused 1 "$r: Data missing" kds-put -i jsonl s <<<'{"PartitionKey":"k"}'
 	refused 1 "$r: Data missing" kds-put -i jsonl s <<<'{"partitionkey":"k","data":"eA==","PartitionKey":"k"}' ||
 	    refused 1 "$r: unknown field 'partitionkey'" kds-put -i jsonl s <<<'{"partitionkey":"k","data":"eA==","PartitionKey":"k"}'
-	BEFORE=$(snap)
+	snap BEFORE
 	for j in '[]' '[{"PartitionKey":"k","Data":"eA=="}]'; do
 		refused 1 "$r: not a JSON object" kds-put -i jsonl s <<<"$j" || return 1
 	done
 	unset BEFORE
-	BEFORE=$(snap)
+	snap BEFORE
 	for j in '"x"' 1 null '{' '{"PartitionKey":"k","Data":"eA=="' \
 	    '{"PartitionKey":"k","Data":"eA=="}junk' '{"PartitionKey":"k","Data":"eA==",}' \
 	    "{'PartitionKey':'k'}" '{"PartitionKey":"k","PartitionKey":"j","Data":"eA=="}' \
@@ -572,7 +649,7 @@ jsonl() {
 	unset BEFORE
 	# a field nobody asked for, however deep, is refused: a typo must not
 	# change where a record goes
-	BEFORE=$(snap)
+	snap BEFORE
 	for j in '{"PartitionKey":"k","Data":"eA==","Bogus":1}' \
 	    '{"PartitionKey":"k","Data":"eA==","ExplicitHashkey":"1"}' \
 	    "{\"PartitionKey\":\"k\",\"Data\":\"eA==\",\"x\":$(printf '[%.0s' {1..1000})$(printf ']%.0s' {1..1000})}"; do
