@@ -229,19 +229,6 @@ EOF
 	[ -z "$ls" ]
 }
 
-# capture CMD...: run the program CMD as bats' run --separate-stderr
-# does, setting status, output, stderr and stderr_lines the same way, but
-# with one file for stderr (run makes a new one for each call with mktemp,
-# a process that costs more than kds-create refusing an option) and no
-# subshell.
-capture() {
-	status=0
-	"$@" >"$BATS_TEST_TMPDIR/capture.out" 2>"$BATS_TEST_TMPDIR/capture.err" || status=$?
-	output=$(<"$BATS_TEST_TMPDIR/capture.out")
-	read -d '' -r stderr <"$BATS_TEST_TMPDIR/capture.err" || true
-	IFS=$'\n' read -d '' -r -a stderr_lines <<<"$stderr" || true
-}
-
 # nothing_here: the working directory is empty (as [ -z "$(ls -A)" ], but
 # with no process: the globs match every name but . and .., and one that
 # matches nothing stays as it is, which does not exist).

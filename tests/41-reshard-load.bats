@@ -33,42 +33,6 @@ count() {
 	kds-get $E s | wc -l
 }
 
-# decoded STREAM: how many records the independent decoder finds in
-# STREAM, with every check of "kds-decode.py STREAM", checksums and all.
-# Its own functions, called from here without the JSON line it prints
-# for each record: that is over half its time on 200,000 records, and
-# only the count is wanted.
-decoded() {
-	python3 - "$DECODE" "$1" <<'EOF'
-import importlib.util, sys
-spec = importlib.util.spec_from_file_location("kds_decode", sys.argv[1])
-dec = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(dec)
-
-
-class NoJSON:
-    @staticmethod
-    def dumps(record, **kw):
-        return ""
-
-
-class Count:
-    n = 0
-
-    def write(self, line):
-        self.n += 1
-
-
-dec.json = NoJSON
-out = Count()
-try:
-    dec.decode_stream(sys.argv[2], out)
-except dec.Bad as e:
-    sys.exit("kds-decode: %s" % e)
-print(out.n)
-EOF
-}
-
 # wait_count N: poll until the stream holds N records or more (60 s).
 wait_count() {
 	local i
@@ -105,7 +69,7 @@ wait_count() {
 	same <(python3 "$LINEAGE" open s) <(python3 "$LINEAGE" ranges 3)
 	# the independent decoder: every closed shard ends at its last record,
 	# so nothing was appended to a shard after it closed
-	n=$(decoded s)
+	n=$(decoded_count s)
 	[ "$n" -eq 200000 ]
 	python3 - scale8 scale3 >&3 <<'EOF'
 import sys

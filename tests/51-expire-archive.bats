@@ -188,20 +188,6 @@ HOUR_DIR=2025/11/28
 	stderr_is "kds-get: bad.tar.zst: $seg: offset 48: bad checksum"
 }
 
-# calls_made TRACE: the most calls of one kind one process made, in the
-# output of strace -f -o TRACE.  strace counts each call and process apart
-# (when=N is the Nth mkdirat or the Nth pwrite64), so when=N kills a run
-# for every N up to that and for none past it.
-calls_made() {
-	awk '{
-		l = $0
-		if (l ~ /^[0-9]+ /) { p = $1; sub(/^[0-9]+ +/, "", l) } else p = 0
-		if (l !~ /^[a-z0-9_]+\(/) next		# resumed, signals, exits
-		sub(/\(.*/, "", l)
-		if (++c[p " " l] > m) m = c[p " " l]
-	} END { print m + 0 }' "$1"
-}
-
 # crash_points CALLS: kill kds-expire -a at the 1st, 2nd, ... call of
 # CALLS, rerun it, and check that every record is in the stream or an
 # archive exactly once, with no .tmp left and a well-formed stream.  make

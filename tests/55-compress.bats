@@ -317,20 +317,6 @@ EOF
 	at 0 kds-get $E --format '%p %o %s\n' s | sort | same <(sort out) -
 }
 
-# calls_made TRACE: the most calls of one kind one process made, in the
-# output of strace -f -o TRACE.  strace counts each call and process apart
-# (when=N is the Nth write or the Nth pwrite64), so when=N kills a run for
-# every N up to that and for none past it.
-calls_made() {
-	awk '{
-		l = $0
-		if (l ~ /^[0-9]+ /) { p = $1; sub(/^[0-9]+ +/, "", l) } else p = 0
-		if (l !~ /^[a-z0-9_]+\(/) next		# resumed, signals, exits
-		sub(/\(.*/, "", l)
-		if (++c[p " " l] > m) m = c[p " " l]
-	} END { print m + 0 }' "$1"
-}
-
 # crash_points CALLS [EVERY]: kill kds-expire --compress-after at its 1st,
 # (1 + EVERY)th, ... call of CALLS; after each crash every record reads
 # once, the decoder agrees, and a rerun finishes the job.  make check-full

@@ -47,42 +47,6 @@ while len(sys.argv) > 2 and not os.path.exists(sys.argv[2]) and time.time() < en
 ' "$@"
 }
 
-# decoded STREAM: how many records the independent decoder finds in
-# STREAM, with every check of "kds-decode.py STREAM", checksums and all.
-# Its own functions, called from here without the JSON line it prints
-# for each record: that is over half its time on 400,000 records, and
-# only the count is wanted.
-decoded() {
-	python3 - "$DECODE" "$1" <<'EOF'
-import importlib.util, sys
-spec = importlib.util.spec_from_file_location("kds_decode", sys.argv[1])
-dec = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(dec)
-
-
-class NoJSON:
-    @staticmethod
-    def dumps(record, **kw):
-        return ""
-
-
-class Count:
-    n = 0
-
-    def write(self, line):
-        self.n += 1
-
-
-dec.json = NoJSON
-out = Count()
-try:
-    dec.decode_stream(sys.argv[2], out)
-except dec.Bad as e:
-    sys.exit("kds-decode: %s" % e)
-print(out.n)
-EOF
-}
-
 any_alive() {
 	local p
 	for p; do
@@ -124,7 +88,7 @@ any_alive() {
 	cmp acks stored
 	# and the independent decoder agrees, checksums and all
 	if have_xxhash; then
-		n=$(decoded s)
+		n=$(decoded_count s)
 		[ "$n" -eq $((P * N)) ]
 	fi
 }

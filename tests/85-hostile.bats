@@ -73,19 +73,6 @@ unchanged() {
 	}
 }
 
-# capture CMD...: run the program CMD as bats' run --separate-stderr
-# does, setting status, output, stderr and stderr_lines the same way, but
-# with one file for stderr (run makes a new one for each call with
-# mktemp, a process that costs more than the command under test) and no
-# subshell.
-capture() {
-	status=0
-	"$@" >"$BATS_TEST_TMPDIR/capture.out" 2>"$BATS_TEST_TMPDIR/capture.err" || status=$?
-	output=$(<"$BATS_TEST_TMPDIR/capture.out")
-	read -d '' -r stderr <"$BATS_TEST_TMPDIR/capture.err" || true
-	IFS=$'\n' read -d '' -r -a stderr_lines <<<"$stderr" || true
-}
-
 # has_cntrl STRING: STRING holds a control character (as grep's
 # [[:cntrl:]] in the C locale: bytes 1 to 31 and 127).
 has_cntrl() {

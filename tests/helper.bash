@@ -63,6 +63,15 @@ no_leak_check() {
 	export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
 }
 
+# make check-asan sets KDS_TEST_LEAK_STEP: leaks are checked in every
+# such test of a file, from the phase, and in every unit test.  The
+# exit scan costs 40 ms a tool run, most of the ASan pass, and most
+# tests run the same paths as others; successive phases cover them all.
+if [ -n "${KDS_TEST_LEAK_STEP-}" ] && [ -n "${BATS_TEST_NUMBER-}" ] &&
+    (((BATS_TEST_NUMBER + ${KDS_TEST_PHASE:-0}) % KDS_TEST_LEAK_STEP != 0)); then
+	no_leak_check
+fi
+
 # stepped WORDS...: every STEP-th of WORDS, from the (1 + PHASE)th.
 stepped() {
 	local i=0 w
@@ -242,4 +251,67 @@ has_usage() {
 		printf 'no "usage: %s" in stderr:\n%s\n' "$tool" "$stderr" >&2
 		return 1
 	fi
+}
+
+# decoded_count STREAM: how many records the independent decoder finds in
+# STREAM, with every check of "kds-decode.py STREAM", checksums and all.
+# Its own functions, called from here without the JSON line it prints
+# for each record: that is over half its time on 200,000 records, and
+# only the count is wanted.
+decoded_count() {
+	python3 - "$DECODE" "$1" <<'EOF'
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("kds_decode", sys.argv[1])
+dec = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(dec)
+
+
+class NoJSON:
+    @staticmethod
+    def dumps(record, **kw):
+        return ""
+
+
+class Count:
+    n = 0
+
+    def write(self, line):
+        self.n += 1
+
+
+dec.json = NoJSON
+out = Count()
+try:
+    dec.decode_stream(sys.argv[2], out)
+except dec.Bad as e:
+    sys.exit("kds-decode: %s" % e)
+print(out.n)
+EOF
+}
+
+# calls_made TRACE: the most calls of one kind one process made, in the
+# output of strace -f -o TRACE.  strace counts each call and process apart
+# (when=N is the Nth mkdirat or the Nth pwrite64), so when=N kills a run
+# for every N up to that and for none past it.
+calls_made() {
+	awk '{
+		l = $0
+		if (l ~ /^[0-9]+ /) { p = $1; sub(/^[0-9]+ +/, "", l) } else p = 0
+		if (l !~ /^[a-z0-9_]+\(/) next		# resumed, signals, exits
+		sub(/\(.*/, "", l)
+		if (++c[p " " l] > m) m = c[p " " l]
+	} END { print m + 0 }' "$1"
+}
+
+# capture CMD...: run the program CMD as bats' run --separate-stderr
+# does, setting status, output, stderr and stderr_lines the same way, but
+# with one file for stderr (run makes a new one for each call with
+# mktemp, a process that costs more than a tool refusing its input) and no
+# subshell.
+capture() {
+	status=0
+	"$@" >"$BATS_TEST_TMPDIR/capture.out" 2>"$BATS_TEST_TMPDIR/capture.err" || status=$?
+	output=$(<"$BATS_TEST_TMPDIR/capture.out")
+	read -d '' -r stderr <"$BATS_TEST_TMPDIR/capture.err" || true
+	IFS=$'\n' read -d '' -r -a stderr_lines <<<"$stderr" || true
 }
