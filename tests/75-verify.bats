@@ -47,20 +47,15 @@ flip_from() {
 }
 
 # verify_exits STATUS [OPTION...]: kds-describe --verify OPTION... s exits
-# STATUS, checked and captured as run -STATUS --separate-stderr does it
-# (output, stderr, stderr_lines), for the loops over every offset: run
-# makes a new file for stderr at each call with mktemp, a process that
-# costs as much as kds-describe.
+# STATUS, checked and captured (output, stderr, stderr_lines) as run
+# -STATUS --separate-stderr does it, but through capture: for the loops
+# over every offset, where run's mktemp costs as much as kds-describe.
 verify_exits() {
-	local want=$1 st=0
+	local want=$1
 	shift
-	kds-describe --verify "$@" s >"$BATS_TEST_TMPDIR/verify.out" \
-	    2>"$BATS_TEST_TMPDIR/verify.err" || st=$?
-	output=$(<"$BATS_TEST_TMPDIR/verify.out")
-	read -d '' -r stderr <"$BATS_TEST_TMPDIR/verify.err" || true
-	IFS=$'\n' read -d '' -r -a stderr_lines <<<"$stderr" || true
-	[ "$st" -eq "$want" ] || {
-		echo "kds-describe --verify $* s: exit $st, not $want; stderr: $stderr" >&2
+	capture kds-describe --verify "$@" s
+	[ "$status" -eq "$want" ] || {
+		echo "kds-describe --verify $* s: exit $status, not $want; stderr: $stderr" >&2
 		return 1
 	}
 }
