@@ -27,8 +27,10 @@ else
 	[ -x "$KDS_PYTHON" ] || KDS_PYTHON=$(command -v python3)
 	echo "$KDS_PYTHON" >"$BATS_RUN_TMPDIR/kds-python"
 fi
+# -S: the tests use the standard library only, and a site-packages .pth
+# (certifi's, say) can cost more than the rest of the start-up.
 python3() {
-	"$KDS_PYTHON" "$@"
+	"$KDS_PYTHON" -S "$@"
 }
 
 # strace: LeakSanitizer cannot work under ptrace and then fails the run
