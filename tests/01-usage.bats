@@ -116,7 +116,8 @@ TOOLS_UNDER_TEST="kds-create kds-put kds-get kds-describe kds-reshard kds-expire
 		[ -z "$output" ]
 		has_usage "$t"
 	done
-	[ ! -e a ] && [ ! -e b ]
+	[ ! -e a ]
+	[ ! -e b ]
 }
 
 @test "--help names every option of kds-describe" {

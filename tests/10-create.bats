@@ -71,7 +71,8 @@ check_ranges() {
 
 @test "meta of a default stream, byte for byte" {
 	KDS_NOW=1764324000 run -0 --separate-stderr kds-create s
-	[ -z "$output" ] && [ -z "$stderr" ]
+	[ -z "$output" ]
+	[ -z "$stderr" ]
 	head -n -1 s/meta >body
 	diff body - <<EOF
 kds-stream 1
@@ -83,7 +84,8 @@ next-shard 1
 shard shardId-000000000000 open - - 0 $HMAX 100000000000000000001 -
 EOF
 	tail -n 1 s/meta | grep -Eqx 'checksum [0-9a-f]{16}'
-	[ -f s/lock ] && [ ! -s s/lock ]
+	[ -f s/lock ]
+	[ ! -s s/lock ]
 	[ -d s/shardId-000000000000 ]
 	[ ! -e s/meta.tmp ]
 }
@@ -169,12 +171,14 @@ EOF
 @test "KDS_ROOT: a bare name lives there, a name with a slash does not" {
 	mkdir root
 	KDS_ROOT=$PWD/root kds-create -n 2 s
-	[ -f root/s/meta ] && [ ! -e s ]
+	[ -f root/s/meta ]
+	[ ! -e s ]
 	echo a | KDS_ROOT=$PWD/root kds-put s
 	run -0 --separate-stderr env KDS_ROOT="$PWD/root" kds-get $E s
 	output_is a
 	KDS_ROOT=$PWD/root kds-create ./t
-	[ -f t/meta ] && [ ! -e root/t ]
+	[ -f t/meta ]
+	[ ! -e root/t ]
 	run -1 --separate-stderr env KDS_ROOT="$PWD/root" kds-create s
 	stderr_is "kds-create: s: File exists"
 }
@@ -296,7 +300,8 @@ inject_each() {
 	# (strace counts each kind apart: in one set, when=N would only ever
 	# fail the first kind to reach its Nth call)
 	strace -f -o "$BATS_TEST_TMPDIR/trace" -e trace="$calls" kds-create -n 4 s
-	[ -f s/meta ] && [ -d s/shardId-000000000003 ]
+	[ -f s/meta ]
+	[ -d s/shardId-000000000003 ]
 	rm -rf s
 	points=($(awk '$2 ~ /^[a-z0-9_]+\(/ { c = $2; sub(/\(.*/, "", c); print c ":" ++n[c] }' \
 	    "$BATS_TEST_TMPDIR/trace"))

@@ -176,7 +176,8 @@ as() {
 	[ "${#lines[@]}" -eq 1300 ]
 	# both users own files; every one is the group's, g+rw, never o+w
 	cd "$KDS_SHARED"
-	[ -n "$(find s -user "$A" -type f)" ] && [ -n "$(find s -user "$B" -type f)" ]
+	[ -n "$(find s -user "$A" -type f)" ]
+	[ -n "$(find s -user "$B" -type f)" ]
 	[ -z "$(find s ! -group "$g")" ]
 	[ -z "$(find s -type f ! -perm -g+rw)" ]
 	[ -z "$(find s -type d ! -perm -2070)" ]

@@ -33,7 +33,8 @@ for line in sys.stdin.buffer:
 @test "lines: each line is one record, read back in order" {
 	mkstream s
 	run -0 --separate-stderr kds-put s < <(printf 'a\nbb\nccc\n')
-	[ -z "$output" ] && [ -z "$stderr" ]
+	[ -z "$output" ]
+	[ -z "$stderr" ]
 	run -0 --separate-stderr get_all s
 	output_is $'a\nbb\nccc'
 }
@@ -48,7 +49,8 @@ for line in sys.stdin.buffer:
 @test "empty input stores nothing and exits 0" {
 	mkstream s
 	run -0 --separate-stderr kds-put -p s </dev/null
-	[ -z "$output" ] && [ -z "$stderr" ]
+	[ -z "$output" ]
+	[ -z "$stderr" ]
 	run -0 --separate-stderr get_all s
 	[ -z "$output" ]
 }

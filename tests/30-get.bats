@@ -47,7 +47,8 @@ ten() {
 	mkstream s
 	ten s
 	run -0 --separate-stderr kds-get $E -i LATEST s
-	[ -z "$output" ] && [ -z "$stderr" ]
+	[ -z "$output" ]
+	[ -z "$stderr" ]
 }
 
 @test "LATEST without -e waits for records put after it starts" {
@@ -406,7 +407,8 @@ assert n == 11, n
 @test "an empty stream: nothing, exit 0" {
 	mkstream s -n 3
 	run -0 --separate-stderr kds-get $E s
-	[ -z "$output" ] && [ -z "$stderr" ]
+	[ -z "$output" ]
+	[ -z "$stderr" ]
 	run -0 --separate-stderr kds-get $E -i LATEST s
 	run -0 --separate-stderr kds-get $E -i AT_TIMESTAMP --timestamp $T s
 	[ -z "$output" ]

@@ -181,7 +181,8 @@ wait_until() {
 	c=$(ckpt s a 0 | cut -d' ' -f1)
 	n=$((c - $(seq_of 0 0)))
 	# the pipe took some records, not all 2 MB
-	[ "$n" -ge 90 ] && [ "$n" -lt 2000 ]
+	[ "$n" -ge 90 ]
+	[ "$n" -lt 2000 ]
 	run -0 kds-get -c a --format '%o\n' s
 	[ "${lines[0]}" = "$(seq_of 0 $((n + 1)))" ]
 	[ "${#lines[@]}" -eq $((2000 - n)) ]
@@ -230,7 +231,8 @@ balanced() {
 	kill ${pid[2]} ${pid[3]}
 	wait ${pid[2]}
 	wait ${pid[3]}
-	[ ! -s err.2 ] && [ ! -s err.3 ]
+	[ ! -s err.2 ]
+	[ ! -s err.3 ]
 	# every record processed; the survivors took worker 1's shards over
 	[ "$(cut -d' ' -f2 out.1 out.2 out.3 | sort -u)" = "$(printf '%s\n' $(lines 800 a) $(lines 800 b) | sort)" ]
 	[ -n "$(comm -12 shards.1 <(grep ' b' out.2 out.3 | cut -d' ' -f1 | sed 's/.*://' | sort -u))" ]
@@ -248,7 +250,8 @@ balanced() {
 	[ "${#lines[@]}" -eq 7 ]
 	[ "$(printf '%s\n' "${lines[@]:0:3}")" = "$(printf 'shardId-000000000000 p%d\n' 1 2 3)" ]
 	[ "$(ckpt s a 0)" = SHARD_END ]
-	[[ $(ckpt s a 1) == 2000* ]] && [[ $(ckpt s a 2) == 3000* ]]
+	[[ $(ckpt s a 1) == 2000* ]]
+	[[ $(ckpt s a 2) == 3000* ]]
 }
 
 @test "a following consumer carries on past a split" {
@@ -273,7 +276,8 @@ balanced() {
 	lines 3 r | kds-put s
 	run -0 kds-get -c a s
 	run -0 --separate-stderr kds-get -c a --reset s
-	[ -z "$output" ] && [ -z "$stderr" ]
+	[ -z "$output" ]
+	[ -z "$stderr" ]
 	[ "$(ckpt s a 0)" = none ]
 	run -0 kds-get -c a s
 	output_is "$(lines 3 r)"

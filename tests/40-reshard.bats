@@ -376,7 +376,8 @@ scale_to() {
 	mkstream s -n 4
 	snapshot s >before
 	run -0 --separate-stderr kds-reshard s scale 4
-	[ -z "$output" ] && [ -z "$stderr" ]
+	[ -z "$output" ]
+	[ -z "$stderr" ]
 	snapshot s | same before -
 }
 
@@ -435,7 +436,8 @@ EOF
 	lines 30 r | kds-put -p s >acks
 	last0=$(awk '$1 == "shardId-000000000000" { s = $2 } END { print s }' acks)
 	last1=$(awk '$1 == "shardId-000000000001" { s = $2 } END { print s }' acks)
-	[ "$last0" = "$(seq_of 0 15)" ] && [ "$last1" = "$(seq_of 1 15)" ]
+	[ "$last0" = "$(seq_of 0 15)" ]
+	[ "$last1" = "$(seq_of 1 15)" ]
 	kds-reshard s split 0 >/dev/null
 	grep -q "^shard shardId-000000000000 closed - - .* $last0\$" s/meta
 	kds-reshard s merge 3 1 >/dev/null
@@ -449,7 +451,8 @@ EOF
 	awk '{ print $1 }' acks2 | sort -u >shards
 	printf 'shardId-000000000002\nshardId-000000000004\n' | same shards -
 	while read -r _ seq; do
-		[[ $seq > $last1 ]] && ((${#seq} >= ${#last1}))
+		[[ $seq > $last1 ]]
+		((${#seq} >= ${#last1}))
 	done <acks2
 	decoded s
 }
@@ -725,7 +728,8 @@ EOF
 	exec 4<&-
 	wait "$p1"
 	wait "$p2"
-	[ ! -s err1 ] && [ ! -s err2 ]
+	[ ! -s err1 ]
+	[ ! -s err2 ]
 	# the two printed different shards, all the shards made between them
 	cat out1 out2 | sort >out
 	next_shard next s

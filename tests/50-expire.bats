@@ -98,7 +98,8 @@ state() {
 	[ -z "$output" ]
 	# s was expired all the same: the hour-0 and hour-1 records are gone
 	[ "$(python3 "$DECODE" s | wc -l)" -eq 10 ]
-	[ -z "$(ls -A plain)" ] && [ ! -e nosuch ]
+	[ -z "$(ls -A plain)" ]
+	[ ! -e nosuch ]
 }
 
 @test "a bad archive directory is refused before anything is done" {
@@ -118,14 +119,16 @@ state() {
 	hourly s 1 100
 	before=$(state s)
 	run -0 --separate-stderr at 1800 kds-expire s
-	[ -z "$output" ] && [ -z "$stderr" ]
+	[ -z "$output" ]
+	[ -z "$stderr" ]
 	run -0 --separate-stderr at 1800 kds-expire -v s
 	output_is "s: nothing has expired"
 	[ -z "$stderr" ]
 	# an empty stream too
 	mkstream e
 	run -0 --separate-stderr kds-expire e
-	[ -z "$output" ] && [ -z "$stderr" ]
+	[ -z "$output" ]
+	[ -z "$stderr" ]
 	[ "$(state s)" = "$before" ]
 }
 
@@ -177,7 +180,8 @@ for shard in sorted(keep):
 EOF
 	[ "$(wc -l <want)" -lt "$(ls s/shardId-*/*.seg | wc -l)" ]
 	run -0 --separate-stderr at $now kds-expire s
-	[ -z "$output" ] && [ -z "$stderr" ]
+	[ -z "$output" ]
+	[ -z "$stderr" ]
 	(cd s && ls shardId-*/*.seg) | sort >got
 	sort want | same - got
 	# no index left without its segment
@@ -347,7 +351,8 @@ EOF
 	[ "${#lines[@]}" -eq 100 ]
 	# the same again: nothing to do
 	run -0 --separate-stderr at $((2 * H + 60)) kds-expire -r 60m s
-	[ -z "$output" ] && [ -z "$stderr" ]
+	[ -z "$output" ]
+	[ -z "$stderr" ]
 }
 
 @test "-r raises the retention; records already expired do not come back" {
@@ -383,7 +388,8 @@ blocked_on_lock() {
 	echo "$holder" >>"$BATS_TEST_TMPDIR/pids"
 	while [ ! -e held ]; do sleep 0.02; done
 	run -0 --separate-stderr at $((3 * H)) kds-expire --no-wait s
-	[ -z "$output" ] && [ -z "$stderr" ]
+	[ -z "$output" ]
+	[ -z "$stderr" ]
 	run -0 --separate-stderr at $((3 * H)) kds-expire --no-wait -v s
 	output_is "s: skipped: locked by another process"
 	[ "$(state s)" = "$before" ]
@@ -448,7 +454,9 @@ blocked_on_lock() {
 	done 2>expire.err
 	wait "$producer"
 	wait "$reader"
-	[ ! -s put.err ] && [ ! -s get.err ] && [ ! -s expire.err ]
+	[ ! -s put.err ]
+	[ ! -s get.err ]
+	[ ! -s expire.err ]
 	[ "$(wc -l <acks)" -eq 2000 ]
 	# each shard's numbers are contiguous, whatever was removed meanwhile
 	for sh in 0 1; do

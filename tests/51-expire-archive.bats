@@ -157,7 +157,8 @@ HOUR_DIR=2025/11/28
 	for o in "${opts[@]}"; do
 		kds-get --archive $o --format '%p %o %T %s\n' $f | same "live.$o" -
 	done
-	[ -s "live.-s 0" ] && [ ! -s "live.-i LATEST" ]
+	[ -s "live.-s 0" ]
+	[ ! -s "live.-i LATEST" ]
 }
 
 @test "kds-get --archive: bad files and absent shards, exit 1 with the file named" {
@@ -369,7 +370,8 @@ crash_points() {
 	grep -q 'kds-expire: s: archived [0-9.]* of [0-9.]* MiB' tty
 	[ -z "$(find s -name '*.seg' -size +48c)" ]
 	wait "$pid"
-	[ ! -s err2 ] && [ ! -s out2 ]
+	[ ! -s err2 ]
+	[ ! -s out2 ]
 }
 
 @test "producers, readers and kds-expire -a at once: every record once, stream or archive" {
@@ -393,7 +395,9 @@ crash_points() {
 	# and once more ten seconds on, when every record has expired
 	KDS_NOW=$(($(date +%s) + 10)) kds-expire -a arch s
 	[ -z "$(find s -name '*.seg' -size +48c)" ]
-	[ ! -s put.err ] && [ ! -s get.err ] && [ ! -s expire.err ]
+	[ ! -s put.err ]
+	[ ! -s get.err ]
+	[ ! -s expire.err ]
 	[ -n "$(find arch -name '*.tar.zst')" ]
 	# every acknowledged record, in the stream (read with the clock put
 	# back) or in an archive, exactly once

@@ -83,7 +83,8 @@ everything() {
 		sed -n "$((k * 1000 + 1)),$((k * 1000 + 1000))p" in |
 		    at $((k + 1)) kds-put -d '"' -f 8 s
 	done
-	[ "$(segs s 0 | wc -l)" -ge 3 ] && [ "$(segs s 1 | wc -l)" -ge 3 ]
+	[ "$(segs s 0 | wc -l)" -ge 3 ]
+	[ "$(segs s 1 | wc -l)" -ge 3 ]
 	everything s before
 	cp -a s orig
 	run -0 --separate-stderr at 3000 kds-expire -v --compress-after 0s s
@@ -97,7 +98,8 @@ everything() {
 		[ "$(basename "$(last_seg s $sh)")" = "$(basename "$(last_seg orig $sh)")" ]
 	done
 	for z in $(zsegs s 0) $(zsegs s 1); do
-		[ ! -e "${z%.zseg}.seg" ] && [ ! -e "${z%.zseg}.idx" ]
+		[ ! -e "${z%.zseg}.seg" ]
+		[ ! -e "${z%.zseg}.idx" ]
 		[ -e "${z%.zseg}.zidx" ]
 	done
 	everything s after
@@ -184,12 +186,15 @@ EOF
 		[[ ${lines[k]} =~ ^s:\ compressed\ ($Z/[0-9]+\.seg)\ \(([0-9]+)\ records,\ ([0-9]+)\ to\ ([0-9]+)\ bytes\)$ ]]
 		seg=${BASH_REMATCH[1]}
 		[ "${dry[k]}" = "s: would compress $seg (${BASH_REMATCH[2]} records, ${BASH_REMATCH[3]} bytes)" ]
-		[ -e "s/${seg%.seg}.zseg" ] && [ ! -e "s/$seg" ] && [ ! -e "s/${seg%.seg}.idx" ]
+		[ -e "s/${seg%.seg}.zseg" ]
+		[ ! -e "s/$seg" ]
+		[ ! -e "s/${seg%.seg}.idx" ]
 		[ "$(filesize "s/${seg%.seg}.zseg")" -eq "${BASH_REMATCH[4]}" ]
 		n=$((n + BASH_REMATCH[2]))
 	done
 	# exactly the records of hours 0 and 1, whose newest is over an hour old
-	[ "$n" -ge 200 ] && [ "$n" -le 400 ]
+	[ "$n" -ge 200 ]
+	[ "$n" -le 400 ]
 	run -0 --separate-stderr at $((2 * H + 60)) kds-get $E --format '%T %s\n' s
 	[ "${#lines[@]}" -eq 600 ]
 	# the same again: nothing to do, and the setting is kept without the option
@@ -279,7 +284,8 @@ EOF
 	echo "$pid" >>"$BATS_TEST_TMPDIR/pids"
 	sleep 0.3
 	at 30 kds-expire --compress-after 0s s
-	[ ! -e "s/$Z/$seg" ] && [ -e "s/$Z/${seg%.seg}.zseg" ]
+	[ ! -e "s/$Z/$seg" ]
+	[ -e "s/$Z/${seg%.seg}.zseg" ]
 	wait "$pid" || { cat err >&2; return 1; }
 	grep -v '^strace: ' err >kerr || true
 	[ ! -s kerr ]
@@ -304,8 +310,11 @@ EOF
 	wait "$producer"
 	kds-expire s
 	wait "$reader"
-	[ ! -s put.err ] && [ ! -s get.err ] && [ ! -s expire.err ]
-	[ -n "$(zsegs s 0)" ] && [ -n "$(zsegs s 1)" ]
+	[ ! -s put.err ]
+	[ ! -s get.err ]
+	[ ! -s expire.err ]
+	[ -n "$(zsegs s 0)" ]
+	[ -n "$(zsegs s 1)" ]
 	[ "$(wc -l <out)" -eq $total ]
 	# every acknowledged record once, each shard in order
 	cut -d' ' -f1,2 out | sort >got
@@ -418,7 +427,9 @@ crash_points() {
 	[ -e "$first" ]
 	run -0 --separate-stderr at 20 kds-expire -v s
 	output_is "s: finished compressing ${first#s/} ($(frames seg.copy | wc -l) records)"
-	[ ! -e "$first" ] && [ ! -e "${first%.seg}.idx" ] && [ -e "${first%.seg}.zseg" ]
+	[ ! -e "$first" ]
+	[ ! -e "${first%.seg}.idx" ]
+	[ -e "${first%.seg}.zseg" ]
 	at 20 kds-get $E s | same want -
 	# a SEQ.zseg that is not its SEQ.seg: reported, nothing removed
 	cp seg.copy "$first"
@@ -427,7 +438,8 @@ crash_points() {
 	run -1 --separate-stderr at 20 kds-expire -v s
 	z=${first#s/}
 	stderr_is "kds-expire: s: ${z%.seg}.zseg: not the compressed form of $z"
-	[ -e "$first" ] && [ -e "${first%.seg}.zseg" ]
+	[ -e "$first" ]
+	[ -e "${first%.seg}.zseg" ]
 }
 
 @test "a damaged segment is not compressed: exit 1, file and offset named, left as it was" {
@@ -440,7 +452,8 @@ crash_points() {
 	run -1 --separate-stderr at 20 kds-expire --compress-after 0s s
 	stderr_is "kds-expire: s: ${first#s/}: offset $off: bad checksum"
 	cmp "$first" seg.before
-	[ -z "$(zsegs s)" ] && [ -z "$(find s -name '*.zidx' -o -name '*.tmp')" ]
+	[ -z "$(zsegs s)" ]
+	[ -z "$(find s -name '*.zidx' -o -name '*.tmp')" ]
 }
 
 @test "leftovers of a cut-short conversion are removed by the next run" {
@@ -522,7 +535,8 @@ crash_points() {
 	for l in "${lines[@]:1}"; do
 		p=${l#s: removed }
 		p=${p%% *}
-		[ ! -e "s/$p" ] && [ ! -e "s/${p%.zseg}.zidx" ]
+		[ ! -e "s/$p" ]
+		[ ! -e "s/${p%.zseg}.zidx" ]
 	done
 	# the archive holds each segment byte for byte as it was before
 	a=$(find arch -name '*.tar.zst')
@@ -541,7 +555,8 @@ crash_points() {
 	python3 "$DECODE" s >/dev/null
 	# a closed stream's remaining compressed segments go, in the end
 	run -0 --separate-stderr at $((30 * H)) kds-expire -v s
-	[ -z "$(zsegs s)" ] && [ -z "$(find s -name '*.zidx')" ]
+	[ -z "$(zsegs s)" ]
+	[ -z "$(find s -name '*.zidx')" ]
 }
 
 @test "kds-describe --verify checks compressed segments: every block, frame and index entry" {
@@ -549,7 +564,8 @@ crash_points() {
 	mkstream s -n 2 --segment-bytes 512K --compress-after 0s
 	clicks 12000 | at 10 kds-put -d '"' -f 8 s
 	at 20 kds-expire s
-	[ -n "$(zsegs s 0)" ] && [ -n "$(zsegs s 1)" ]
+	[ -n "$(zsegs s 0)" ]
+	[ -n "$(zsegs s 1)" ]
 	nseg=$(find s -name '*.seg' -o -name '*.zseg' | wc -l)
 	bytes=$(find s -name '*.seg' -o -name '*.zseg' | xargs stat -c %s | awk '{ t += $1 } END { print t }')
 	run -0 --separate-stderr at 20 kds-describe --verify s

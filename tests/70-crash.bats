@@ -373,7 +373,7 @@ enospc_at() {
 		kds-get $E --format '%p %o\n' s | tail -n +11 >stored
 		printf '%s\n' "${lines[@]}" | cmp - stored
 		kds-get $E -n $((10 + ${#lines[@]})) s | tail -n +11 | cmp - <(head -n "${#lines[@]}" in)
-		decode_ok s || true
+		decode_ok s
 		rm -rf s && mkstream s && seq -f 'old-%02.0f' 1 10 | kds-put -k k s
 	done
 }

@@ -146,7 +146,8 @@ $(seq_of 0 3) forged-key forged-data $((T * 1000 + 1))"
 	python3 "$DECODE" --append 0 $'caf\xc3\xa9' data s >/dev/null
 	python3 "$DECODE" --append 0 $'x\xff\xc3' data s >/dev/null
 	run -0 --separate-stderr kds-get -o jsonl s
-	[ -z "$stderr" ] && [ "${#lines[@]}" -eq 3 ]
+	[ -z "$stderr" ]
+	[ "${#lines[@]}" -eq 3 ]
 	keys=$(printf '%s\n' "$output" | python3 -c '
 import json, sys
 for line in sys.stdin:

@@ -187,7 +187,8 @@ CONTROL=($'a\nb' $'a\rb' $'\e[31mred' $'tab\there' $'a\x7fb' $'\x01')
 	refused 1 "kds-create: $(long 300): File name too long" kds-create "$(long 300)"
 	# a message never runs on for thousands of bytes
 	run -1 --separate-stderr kds-create "$(long 5000)"
-	[ "${#stderr}" -lt 1100 ] && [[ $stderr == *"...: File name too long" ]]
+	[ "${#stderr}" -lt 1100 ]
+	[[ $stderr == *"...: File name too long" ]]
 }
 
 @test "a stream name as long as the file system allows is created" {
@@ -255,7 +256,8 @@ CONTROL=($'a\nb' $'a\rb' $'\e[31mred' $'tab\there' $'a\x7fb' $'\x01')
 	refused 2 "kds-reshard: bad shard id '0\\n'" kds-reshard s split $'0\n'
 	refused 2 "kds-reshard: bad shard id '\\x1b[31mred'" kds-reshard s split $'\e[31mred'
 	run -2 --separate-stderr kds-reshard s split "$(long 5000 1)"
-	[ "${#stderr}" -lt 1100 ] && [[ $stderr == "kds-reshard: bad shard id '111"*"...'" ]]
+	[ "${#stderr}" -lt 1100 ]
+	[[ $stderr == "kds-reshard: bad shard id '111"*"...'" ]]
 	# numbers past 12 digits never wrap onto a real shard
 	refused 2 "kds-reshard: bad shard id '1000000000000'" kds-reshard s split 1000000000000
 	refused 1 "kds-reshard: s: shardId-999999999999: no such shard" kds-reshard s split 999999999999
@@ -283,7 +285,8 @@ CONTROL=($'a\nb' $'a\rb' $'\e[31mred' $'tab\there' $'a\x7fb' $'\x01')
 	[ ! -e s/consumers ]
 	# the longest name is fine
 	run -0 --separate-stderr kds-get $E -c "$(long 128)" s
-	[ "$output" = x ] && [ -d "s/consumers/$(long 128)" ]
+	[ "$output" = x ]
+	[ -d "s/consumers/$(long 128)" ]
 }
 
 @test "consumer names with control characters: one escaped line" {
@@ -380,7 +383,8 @@ no_follow() {
 	snap before
 	run -1 --separate-stderr kds-get -c cc s
 	stderr_is "kds-get: s: consumer cc: $S.checkpoint.tmp: Too many levels of symbolic links"
-	[ "${lines[0]}" = rec-101 ] && [ "${#lines[@]}" -eq 200 ]
+	[ "${lines[0]}" = rec-101 ]
+	[ "${#lines[@]}" -eq 200 ]
 	unchanged "$before"
 }
 
