@@ -62,20 +62,28 @@ sc() { awk -v n="$1" -v s="$scale" -v m="${2:-1}" 'BEGIN { v = int(n * s + 0.5);
 # calc EXPR: awk arithmetic on numbers in EXPR.
 calc() { awk "BEGIN { print $1 }"; }
 
+# time_min VAR CMD...: run CMD once, timed; VAR becomes the lesser of its
+# value (none at first) and this run's seconds.
+time_min() {
+	local tm_var=$1 tm_t0 tm_t1
+	shift
+	tm_t0=$EPOCHREALTIME
+	"$@"
+	tm_t1=$EPOCHREALTIME
+	printf -v "$tm_var" '%s' "$(awk -v a="$tm_t0" -v z="$tm_t1" \
+	    -v b="${!tm_var}" 'BEGIN { t = z - a; print (b == "" || t < b) ? t : b }')"
+}
+
 # best VAR SETUP CMD...: the fastest of $runs runs of CMD, in seconds, into
 # VAR; SETUP (a command, or :) runs before each, untimed.
 best() {
-	local var=$1 setup=$2 b="" t0 t1 i
+	local b_var=$1 b_setup=$2 b_t="" b_i
 	shift 2
-	for ((i = 0; i < runs; i++)); do
-		$setup
-		t0=$EPOCHREALTIME
-		"$@"
-		t1=$EPOCHREALTIME
-		b=$(awk -v a="$t0" -v z="$t1" -v b="$b" \
-		    'BEGIN { t = z - a; print (b == "" || t < b) ? t : b }')
+	for ((b_i = 0; b_i < runs; b_i++)); do
+		$b_setup
+		time_min b_t "$@"
 	done
-	printf -v "$var" '%s' "$b"
+	printf -v "$b_var" '%s' "$b_t"
 }
 
 # best2 VAR REFVAR SETUP CMD REFSETUP REFCMD: as best, for CMD and for the
@@ -83,24 +91,15 @@ best() {
 # machine: a VM's neighbours can slow cat by half between one minute and
 # the next, and a ratio of figures taken minutes apart would measure that.
 best2() {
-	local b2_var=$1 b2_ref=$2 b2_setup=$3 b2_cmd=$4 b2_rsetup=$5 b2_rcmd=$6
-	local b2_b="" b2_r="" b2_t0 b2_t1 b2_i
+	local b2_t="" b2_r="" b2_i
 	for ((b2_i = 0; b2_i < runs; b2_i++)); do
-		$b2_rsetup
-		b2_t0=$EPOCHREALTIME
-		$b2_rcmd
-		b2_t1=$EPOCHREALTIME
-		b2_r=$(awk -v a="$b2_t0" -v z="$b2_t1" -v b="$b2_r" \
-		    'BEGIN { t = z - a; print (b == "" || t < b) ? t : b }')
-		$b2_setup
-		b2_t0=$EPOCHREALTIME
-		$b2_cmd
-		b2_t1=$EPOCHREALTIME
-		b2_b=$(awk -v a="$b2_t0" -v z="$b2_t1" -v b="$b2_b" \
-		    'BEGIN { t = z - a; print (b == "" || t < b) ? t : b }')
+		$5
+		time_min b2_r "$6"
+		$3
+		time_min b2_t "$4"
 	done
-	printf -v "$b2_var" '%s' "$b2_b"
-	printf -v "$b2_ref" '%s' "$b2_r"
+	printf -v "$1" '%s' "$b2_t"
+	printf -v "$2" '%s' "$b2_r"
 }
 
 # The table: rows are collected here and printed at the end.
