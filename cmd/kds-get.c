@@ -116,7 +116,7 @@ iterator_type(const char *s)
 	for (size_t i = 0; i < sizeof(iterators) / sizeof(iterators[0]); i++)
 		if (strcasecmp(s, iterators[i]) == 0)
 			return (int)i;
-	errx(2, "bad iterator type '%s'", s);
+	errx(2, "bad iterator type '%s'", V(s));
 }
 
 static void
@@ -198,7 +198,9 @@ exec_end(struct get *g, int broken)
 {
 	int status;
 
-	if (fclose(g->out) == EOF && errno != EPIPE && errno != EINTR)
+	/* Whatever stops the last of the batch reaching CMD (it exited
+	 * early: EPIPE; a signal: EINTR) leaves the batch undelivered. */
+	if (fclose(g->out) == EOF)
 		broken = 1;
 	g->out = NULL;
 	while (waitpid(g->child, &status, 0) == -1)

@@ -342,7 +342,7 @@ kds_format_write(FILE *o, struct kds_format *f, const char *stream,
 	if (f->data_then >= 0) {	/* the common case, lines: no loop */
 		fwrite_unlocked(r->data, 1, r->datalen, o);
 		putc_unlocked(f->data_then, o);
-		return 0;
+		return ferror_unlocked(o) ? -1 : 0;
 	}
 	if (format(&s, f, stream, r) == -1)
 		return -1;

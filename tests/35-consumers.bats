@@ -131,6 +131,39 @@ wait_until() {
 	[ "$(ckpt s a 0)" = none ]
 }
 
+# CMD exits 0 having read nothing of a batch far larger than a pipe holds:
+# not delivered, so not checkpointed, in every output format (lines, the
+# default, has a path of its own).
+@test "--exec: CMD exits 0 without reading its whole batch: exit 1, checkpoint stays" {
+	mkstream s
+	lines 30000 r | kds-put -k k s
+	for o in "-o lines" "-0" "-o jsonl" "--format %s\n"; do
+		run -1 --separate-stderr kds-get -c a -b 100000 $o --exec 'exit 0' s
+		stderr_is "kds-get: s: --exec: the command did not read its whole batch" ||
+		    { echo "($o)" >&2; return 1; }
+		[ "$(ckpt s a 0)" = none ] || { echo "($o) checkpoint: $(ckpt s a 0)" >&2; return 1; }
+	done
+}
+
+# The pipe to CMD, the fork of its shell and the wait for it, failing:
+# exit 1, the stream and the call named, the checkpoint where it was.
+@test "--exec: pipe, fork or wait failing: exit 1, one line, checkpoint stays" {
+	command -v strace >/dev/null || skip "no strace"
+	mkstream s
+	lines 3 r | kds-put s
+	run -1 --separate-stderr strace -f -o /dev/null -e trace=pipe2 \
+	    -e inject=pipe2:error=EMFILE kds-get -c a --exec cat s
+	stderr_is "kds-get: s: pipe: Too many open files"
+	run -1 --separate-stderr strace -f -o /dev/null -e trace=clone,clone3 \
+	    -e inject=clone,clone3:error=EAGAIN kds-get -c a --exec cat s
+	stderr_is "kds-get: s: fork: Resource temporarily unavailable"
+	run -1 --separate-stderr strace -f -o /dev/null -e trace=wait4 \
+	    -e inject=wait4:error=ECHILD kds-get -c a --exec 'cat >/dev/null' s
+	stderr_is "kds-get: s: wait: No child processes"
+	[ -z "$output" ]
+	[ "$(ckpt s a 0)" = none ]
+}
+
 @test "kill -9 loop on a consumer with --exec: nothing skipped, duplicates only after a kill" {
 	mkstream s -n 4
 	lines 2000 r | kds-put s

@@ -296,6 +296,29 @@ CONTROL=($'a\nb' $'a\rb' $'\e[31mred' $'tab\there' $'a\x7fb' $'\x01')
 	done
 }
 
+# Every other option that takes words: a value with control characters is
+# refused on one escaped line, as shard ids and consumer names are.
+@test "option values with control characters: one escaped line, exit 2" {
+	mkstream s
+	echo x | kds-put -k k s
+	snap BEFORE
+	for v in "${CONTROL[@]}"; do
+		one_line kds-get 2 kds-get $E -i "$v" s || return 1
+		one_line kds-get 2 kds-get $E -o "$v" s || return 1
+		one_line kds-get 2 kds-get $E --sequence "$v" s || return 1
+		one_line kds-get 2 kds-get $E --timestamp "$v" s || return 1
+		one_line kds-get 2 kds-get $E -n "$v" s || return 1
+		one_line kds-put 2 kds-put -i "$v" s </dev/null || return 1
+		one_line kds-put 2 kds-put -o "$v" s </dev/null || return 1
+		one_line kds-put 2 kds-put --sync "$v" s </dev/null || return 1
+		one_line kds-create 2 kds-create --group "$v" t || return 1
+	done
+	unset BEFORE
+	refused 2 "kds-get: bad iterator type 'a\\nb'" kds-get $E -i $'a\nb' s
+	refused 2 "kds-get: bad iterator type '\\x1b[31mred'" kds-get $E -i $'\e[31mred' s
+	refused 2 "kds-get: bad output format 'a\\nb': lines, raw or jsonl" kds-get $E -o $'a\nb' s
+}
+
 # pristine: p, a stream of one shard with 4 KiB segments, 300 records at
 # T + 1000 in three segments, and a consumer cc that has delivered 100.
 pristine() {
