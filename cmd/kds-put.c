@@ -316,8 +316,12 @@ read_input(struct put *c, char delim)
 		n = read(0, buf + end, want);
 		if (n == -1 && errno == EINTR)
 			continue;
-		if (n == -1)
-			fail(c, strerror(errno));
+		if (n == -1) {
+			char why[128];
+
+			snprintf(why, sizeof(why), "stdin: %s", strerror(errno));
+			fail(c, why);
+		}
 		if (n == 0)
 			break;
 		end += (size_t)n;

@@ -506,6 +506,31 @@ for i in range(10000):
 	output_is a
 }
 
+# A failed read of the input names it, as a failed write of stdout does:
+# "stdin", not the bare error (here a directory for stdin: EISDIR).
+@test "a read error on stdin: exit 1, one line naming stdin, nothing stored" {
+	mkstream s
+	run -1 --separate-stderr kds-put s <.
+	stderr_is "kds-put: s: stdin: Is a directory"
+	[ -z "$output" ]
+	run -0 --separate-stderr kds-get $E s
+	[ -z "$output" ]
+}
+
+# A bad record stops kds-put; the producer is then closed, and when that
+# fails too (the fsync at the end of --sync=exit), both are said, each on
+# its line: the record refused, then what became of the ones before it.
+@test "a bad record, then a failed fsync at close: exit 1, both failures said" {
+	command -v strace >/dev/null || skip "no strace"
+	mkstream s
+	printf 'a\tb\nc\n' >in
+	run -1 --separate-stderr strace -f -o /dev/null -e trace=fsync,fdatasync \
+	    -e inject=fsync,fdatasync:error=EIO kds-put -f 2 s <in
+	[ "${#stderr_lines[@]}" -eq 2 ]
+	[ "${stderr_lines[0]}" = "kds-put: s: record 2: no field 2" ]
+	[ "${stderr_lines[1]}" = "kds-put: s: shardId-000000000000/$(seq_of 0 1).seg: fsync: Input/output error" ]
+}
+
 # Descriptors: a writer holds four, so a producer opens a shard's writer
 # at its first batch, and the tools raise the soft limit to the hard one.
 @test "400 shards, 64 descriptors: one key needs one writer; round-robin fits the hard limit" {
