@@ -113,7 +113,9 @@ kds_seg_create(int dirfd, uint64_t shard, uint64_t counter,
 		goto fail;
 	}
 	if (renameat2(dirfd, tmp, dirfd, name, RENAME_NOREPLACE) == -1) {
-		kds_fail_errno(e, "%s/%s", id, name);
+		/* "NAME: File exists" says it all; other errors name the call */
+		kds_fail_errno(e, errno == EEXIST ? "%s/%s" : "%s/%s: rename",
+		    id, name);
 		goto fail;
 	}
 	return fd;

@@ -362,3 +362,31 @@ some() {
 	no_leak_check
 	inject_each write,pwrite64 ENOSPC
 }
+
+# The loops above check that a failure anywhere is one line about s; here
+# the words of a few: the file and the call that failed, then the error.
+@test "an I/O error in a write, fsync or rename names its file and call" {
+	command -v strace >/dev/null || skip "no strace"
+	no_leak_check
+	seg=shardId-000000000000/$(seq_of 0 1).seg
+	run -1 --separate-stderr strace -f -o /dev/null -e trace=write \
+	    -e inject=write:error=EIO:when=1 kds-create -n 2 s
+	stderr_is "kds-create: s: $seg.tmp: write: Input/output error"
+	nothing_here
+	run -1 --separate-stderr strace -f -o /dev/null -e trace=fsync \
+	    -e inject=fsync:error=EIO:when=1 kds-create -n 2 s
+	stderr_is "kds-create: s: shardId-000000000000: fsync: Input/output error"
+	nothing_here
+	run -1 --separate-stderr strace -f -o /dev/null -e trace=renameat \
+	    -e inject=renameat:error=EIO:when=1 kds-create -n 2 s
+	stderr_is "kds-create: s: meta.tmp: rename: Input/output error"
+	nothing_here
+	# the new segment's rename: EEXIST says only the name (kds-put's
+	# roll); any other error must say that it was the rename that failed
+	run -1 --separate-stderr strace -f -o /dev/null -e trace=renameat2 \
+	    -e inject=renameat2:error=EIO:when=1 kds-create -n 2 s
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ $stderr == "kds-create: s: $seg"?(.tmp)": rename: Input/output error" ]] ||
+	    { echo "stderr: $stderr" >&2; return 1; }
+	nothing_here
+}
