@@ -153,3 +153,15 @@ TOOLS_UNDER_TEST="kds-create kds-put kds-get kds-describe kds-reshard kds-expire
 		done
 	done
 }
+
+# The loose test above checks every tool; this one each line exactly:
+# the file that failed is stdout, and there is no stream yet to name.
+@test "--help and --version on a full stdout: the line is 'TOOL: stdout: ERROR'" {
+	for t in $TOOLS_UNDER_TEST; do
+		for o in --help --version; do
+			run -1 --separate-stderr bash -c "$t $o >/dev/full"
+			stderr_is "$t: stdout: No space left on device"
+			[ -z "$output" ]
+		done
+	done
+}

@@ -198,6 +198,36 @@ ten() {
 	first_line_is "kds-get: --timestamp goes with AT_TIMESTAMP, and it needs it"
 }
 
+# Well formed but past the clock (KDS_NOW, T + 3000): a failure, not a
+# usage error, with the stream and the time as given.
+@test "AT_TIMESTAMP in the future: exit 1, the stream and the time named" {
+	mkstream s
+	ten s
+	run -1 --separate-stderr kds-get $E --timestamp $((T + 3001)) s
+	stderr_is "kds-get: s: timestamp $((T + 3001)) is in the future"
+	[ -z "$output" ]
+	run -1 --separate-stderr kds-get $E -i AT_TIMESTAMP --timestamp 2025-11-28T11:00:00Z s
+	stderr_is "kds-get: s: timestamp 2025-11-28T11:00:00Z is in the future"
+	[ -z "$output" ]
+}
+
+# A sequence number names its shard: one the stream lacks, or one that
+# is not among -s, is refused before anything is read.
+@test "--sequence of a shard not in the stream, or not asked for with -s: exit 1" {
+	mkstream s -n 3
+	lines 6 r | kds-put s
+	run -1 --separate-stderr kds-get $E --sequence "$(seq_of 6 1)" s
+	stderr_is "kds-get: s: sequence number $(seq_of 6 1): no shard shardId-000000000006"
+	[ -z "$output" ]
+	run -1 --separate-stderr kds-get $E -i AFTER_SEQUENCE_NUMBER --sequence "$(seq_of 3 1)" s
+	stderr_is "kds-get: s: sequence number $(seq_of 3 1): no shard shardId-000000000003"
+	run -1 --separate-stderr kds-get $E -s 1 --sequence "$(seq_of 0 1)" s
+	stderr_is "kds-get: s: sequence number $(seq_of 0 1) is not of the shards asked for"
+	[ -z "$output" ]
+	run -1 --separate-stderr kds-get $E -s 0 -s 1 --sequence "$(seq_of 0 1)" s
+	stderr_is "kds-get: s: sequence number $(seq_of 0 1) is not of the shards asked for"
+}
+
 @test "-n: at most that many records, with and without -e" {
 	mkstream s
 	ten s
@@ -547,6 +577,18 @@ twenty() {
 	output_is "$(seq -f 'rec-%02.0f' 1 3)"
 	run -0 --separate-stderr kds-get $E -s 0 s
 	[ "${#lines[@]}" -eq 20 ]
+}
+
+# An I/O error reading a segment (strace -P: only that file's reads):
+# exit 1, the segment and the call named, not taken for damage.
+@test "a read error in a segment: exit 1, the segment and 'read' named" {
+	command -v strace >/dev/null || skip "no strace"
+	mkstream s
+	ten s
+	run -1 --separate-stderr strace -f -o /dev/null -P "$PWD/$(last_seg s 0)" \
+	    -e trace=read,pread64 -e inject=read,pread64:error=EIO kds-get $E s
+	stderr_is "kds-get: s: shardId-000000000000/$(seq_of 0 1).seg: read: Input/output error"
+	[ -z "$output" ]
 }
 
 @test "a damaged segment header: offset 0, nothing printed" {

@@ -223,6 +223,16 @@ jq_() {
 	first_line_is "kds-describe: invalid option -- 'x'"
 }
 
+@test "a full stdout: exit 1, the stream named, as text, -j and --verify" {
+	mkstream s
+	ten s
+	for o in "" -j --verify; do
+		run -1 --separate-stderr bash -c "kds-describe $o s >/dev/full"
+		stderr_is "kds-describe: s: stdout: No space left on device" ||
+		    { echo "(${o:-text})" >&2; return 1; }
+	done
+}
+
 @test "--help, --version" {
 	run -0 --separate-stderr kds-describe --help
 	[ "${lines[0]}" = "usage: kds-describe [-j] stream" ]

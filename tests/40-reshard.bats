@@ -429,6 +429,17 @@ EOF
 	done
 }
 
+# Each shard is printed as it is made, and stdout flushed then: a full
+# stdout is said at once, with the stream, though the reshard is done.
+@test "a full stdout when the shards made are printed: exit 1, the stream named" {
+	mkstream s -n 2
+	run -1 --separate-stderr bash -c 'kds-reshard s split 0 >/dev/full'
+	stderr_is "kds-reshard: s: stdout: No space left on device"
+	[ -d s/shardId-000000000002 ]
+	run -1 --separate-stderr bash -c 'kds-reshard -j s scale 3 >/dev/full'
+	stderr_is "kds-reshard: s: stdout: No space left on device"
+}
+
 # ---------------------------------------------------------------- sequence
 
 @test "parents close at their last sequence number; children start above it" {

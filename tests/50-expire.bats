@@ -114,6 +114,27 @@ state() {
 	[ "$(state s)" = "$before" ]
 }
 
+# The first removal failing (an index goes before its segment), then the
+# sync of the shard's directory after the removals: exit 1, the file or
+# directory and the call named; readers see the same window throughout,
+# and a run without the fault finishes the job.
+@test "an I/O error removing a file or syncing the shard: exit 1, file and call named" {
+	command -v strace >/dev/null || skip "no strace"
+	mkstream s -r 1h
+	hourly s 3 10
+	want=$(at $((3 * H)) kds-get $E s)
+	run -1 --separate-stderr at $((3 * H)) strace -f -o /dev/null -e trace=unlinkat \
+	    -e inject=unlinkat:error=EIO:when=1 kds-expire s
+	stderr_is "kds-expire: s: shardId-000000000000/$(seq_of 0 1).idx: unlink: Input/output error"
+	[ "$(at $((3 * H)) kds-get $E s)" = "$want" ]
+	run -1 --separate-stderr at $((3 * H)) strace -f -o /dev/null -e trace=fsync \
+	    -e inject=fsync:error=EIO:when=1 kds-expire s
+	stderr_is "kds-expire: s: shardId-000000000000: fsync: Input/output error"
+	[ "$(at $((3 * H)) kds-get $E s)" = "$want" ]
+	run -0 --separate-stderr at $((3 * H)) kds-expire s
+	[ "$(python3 "$DECODE" s | wc -l)" -eq 10 ]
+}
+
 @test "nothing to do: silent, exit 0, nothing changed; -v says so" {
 	mkstream s -r 1h
 	hourly s 1 100

@@ -189,6 +189,42 @@ HOUR_DIR=2025/11/28
 	stderr_is "kds-get: bad.tar.zst: $seg: offset 48: bad checksum"
 }
 
+@test "kds-get --archive: a sequence number of an absent shard, a mixed archive, a full stdout" {
+	mkstream s -r 1h -n 2
+	hourly s 2 20
+	at $((3 * H)) kds-expire -a arch s
+	a=$(find arch -name 'shardId-000000000000-*.tar.zst' | sort | head -n 1)
+	b=$(find arch -name 'shardId-000000000001-*.tar.zst' | sort | head -n 1)
+	run -1 --separate-stderr kds-get --archive --sequence "$(seq_of 3 1)" "$a"
+	stderr_is "kds-get: sequence number $(seq_of 3 1): no shard shardId-000000000003 in the archives"
+	[ -z "$output" ]
+	# an archive holds the segments of one shard: a member of another
+	# after the first is refused, named
+	mkdir x && bsdtar -xf "$a" -C x && bsdtar -xf "$b" -C x
+	s0=$(cd x && ls s/shardId-000000000000/*.seg | head -n 1)
+	s1=$(cd x && ls s/shardId-000000000001/*.seg | head -n 1)
+	bsdtar --zstd -cf mixed.tar.zst -C x "$s0" "$s1"
+	run -1 --separate-stderr kds-get --archive mixed.tar.zst
+	stderr_is "kds-get: mixed.tar.zst: $s1: another shard than the archive's first member"
+	# stdout full: the stream the archive is of, named
+	run -1 --separate-stderr bash -c "kds-get --archive '$a' >/dev/full"
+	stderr_is "kds-get: s: stdout: No space left on device"
+}
+
+@test "kds-get --archive with -F, --idle-timeout or -c: a usage error, exit 2" {
+	mkstream s -r 1h
+	hourly s 2 20
+	at $((3 * H)) kds-expire -a arch s
+	a=$(find arch -name '*.tar.zst' | sort | head -n 1)
+	for o in -F "--idle-timeout 1s" "-c c"; do
+		run -2 --separate-stderr kds-get --archive $o "$a"
+		stderr_is "kds-get: --archive does not go with -F or -c" ||
+		    { echo "($o)" >&2; return 1; }
+		[ -z "$output" ]
+	done
+	[ ! -e s/consumers/c ]
+}
+
 # crash_points CALLS: kill kds-expire -a at the 1st, 2nd, ... call of
 # CALLS, rerun it, and check that every record is in the stream or an
 # archive exactly once, with no .tmp left and a well-formed stream.  make

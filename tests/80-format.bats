@@ -244,6 +244,23 @@ EOF
 	[ "${#stderr_lines[@]}" -eq 1 ]
 }
 
+# meta is read whole, up to 16 MiB: one larger is refused unread, by name.
+@test "meta: larger than 16 MiB is refused, by every tool that opens it" {
+	mkstream s
+	echo a | kds-put s
+	truncate -s 17M s/meta
+	run -1 --separate-stderr kds-get $E s
+	stderr_is "kds-get: s: meta: larger than 16777216 bytes"
+	run -1 --separate-stderr kds-put s <<<"x"
+	stderr_is "kds-put: s: meta: larger than 16777216 bytes"
+	run -1 --separate-stderr kds-describe s
+	stderr_is "kds-describe: s: meta: larger than 16777216 bytes"
+	run -1 --separate-stderr kds-reshard s split 0
+	stderr_is "kds-reshard: s: meta: larger than 16777216 bytes"
+	run -1 --separate-stderr kds-expire s
+	stderr_is "kds-expire: s: meta: larger than 16777216 bytes"
+}
+
 @test "a compressed segment is kds-stream(5)'s: the decoder inflates it to its SEQ.seg, byte for byte" {
 	mkstream s -n 2 --segment-bytes 1M
 	for k in 0 1 2; do
