@@ -25,14 +25,15 @@ shard_files(int dirfd, struct kds_shard_desc *d, struct kds_err *e)
 {
 	struct dirent *de;
 	struct stat sb;
-	char seg[256];
+	char seg[256], id[KDS_SHARD_ID_LEN + 1];
 	DIR *dir;
 	int fd;
 
+	kds_shard_id(d->number, id);
 	if ((fd = dup(dirfd)) == -1 || (dir = fdopendir(fd)) == NULL) {
 		if (fd != -1)
 			close(fd);
-		return kds_fail_errno(e, "opendir");
+		return kds_fail_errno(e, "%s: opendir", id);
 	}
 	while ((errno = 0, de = readdir(dir)) != NULL) {
 		size_t n = strlen(de->d_name);
@@ -51,6 +52,12 @@ shard_files(int dirfd, struct kds_shard_desc *d, struct kds_err *e)
 			if (faccessat(dirfd, seg, F_OK, AT_SYMLINK_NOFOLLOW) == -1)
 				d->segments++;
 		}
+	}
+	/* A listing cut short would give numbers that look right. */
+	if (errno != 0) {
+		kds_fail_errno(e, "%s: readdir", id);
+		closedir(dir);
+		return -1;
 	}
 	closedir(dir);
 	return 0;
@@ -251,6 +258,10 @@ describe_consumers(struct kds_stream *st, struct kds_description *d,
 		if (describe_consumer(st, top, de->d_name, d,
 		    &nc[d->nconsumers - 1], e) == -1)
 			goto fail;
+	}
+	if (errno != 0) {
+		kds_fail_errno(e, "consumers: readdir");
+		goto fail;
 	}
 	closedir(dir);
 	close(top);

@@ -76,14 +76,21 @@ kds_worker_register(int cdirfd, char name[64], struct kds_err *e)
 	    O_CLOEXEC, KDS_FILE_MODE);
 	if (fd == -1)
 		return kds_fail_errno(e, "%s", tmp);
-	if (kds_perm_fix(cdirfd, fd, tmp, e) == -1 || flock(fd, LOCK_EX) == -1 ||
-	    renameat(cdirfd, tmp, cdirfd, name)) {
-		kds_fail_errno(e, "%s", name);
-		unlinkat(cdirfd, tmp, 0);
-		close(fd);
-		return -1;
+	if (kds_perm_fix(cdirfd, fd, tmp, e) == -1)
+		goto fail;
+	if (flock(fd, LOCK_EX) == -1) {
+		kds_fail_errno(e, "%s: lock", tmp);
+		goto fail;
+	}
+	if (renameat(cdirfd, tmp, cdirfd, name) == -1) {
+		kds_fail_errno(e, "%s: rename", tmp);
+		goto fail;
 	}
 	return fd;
+fail:
+	unlinkat(cdirfd, tmp, 0);
+	close(fd);
+	return -1;
 }
 
 void
@@ -125,6 +132,12 @@ kds_worker_count(int cdirfd, int reap, size_t *n, struct kds_err *e)
 		else if (reap)
 			unlinkat(cdirfd, de->d_name, 0);	/* its owner died */
 		close(wfd);
+	}
+	/* Workers missed would hand their shards to others as well. */
+	if (errno != 0) {
+		kds_fail_errno(e, "readdir");
+		closedir(d);
+		return -1;
 	}
 	closedir(d);
 	return 0;

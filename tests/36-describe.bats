@@ -233,6 +233,46 @@ jq_() {
 	done
 }
 
+# An I/O error reading the meta file, a segment (where TRIM_HORIZON stands)
+# or a consumer's checkpoint: exit 1, the file and the call named, nothing
+# on stdout, never a description from half the data.
+@test "a read error in meta, a segment or a checkpoint: exit 1, file and call named" {
+	command -v strace >/dev/null || skip "no strace"
+	mkstream s
+	ten s
+	kds-get -c a -n 4 s >/dev/null
+	seg=$(last_seg s 0)
+	for c in "s/meta:read:meta" "$seg:pread64:${seg#s/}" \
+	    "s/consumers/a/shardId-000000000000.checkpoint:read:consumer a: shardId-000000000000.checkpoint"; do
+		IFS=: read -r f call what <<<"$c"
+		run -1 --separate-stderr strace -f -o /dev/null -P "$PWD/$f" -e trace="$call" \
+		    -e inject="$call":error=EIO kds-describe s
+		stderr_is "kds-describe: s: $what: read: Input/output error" ||
+		    { echo "($f)" >&2; return 1; }
+		[ -z "$output" ] || { echo "($f): stdout: $output" >&2; return 1; }
+	done
+}
+
+# Listing a shard's files, or the consumers, failing (getdents: an I/O
+# error in the directory): the numbers would be short (the bytes of the
+# shard, a consumer left out), so exit 1 with the directory and the call
+# named, as kds-get does, rather than exit 0 with a wrong description.
+@test "a directory that cannot be listed: exit 1, not a description short of it" {
+	command -v strace >/dev/null || skip "no strace"
+	mkstream s
+	ten s
+	kds-get -c a -n 4 s >/dev/null
+	d=$(shard_dir s 0)
+	run -1 --separate-stderr strace -f -o /dev/null -P "$PWD/$d" -e trace=getdents64 \
+	    -e inject=getdents64:error=EIO:when=1 kds-describe s
+	stderr_is "kds-describe: s: ${d#s/}: readdir: Input/output error"
+	[ -z "$output" ]
+	run -1 --separate-stderr strace -f -o /dev/null -P "$PWD/s/consumers" -e trace=getdents64 \
+	    -e inject=getdents64:error=EIO:when=1 kds-describe s
+	stderr_is "kds-describe: s: consumers: readdir: Input/output error"
+	[ -z "$output" ]
+}
+
 @test "--help, --version" {
 	run -0 --separate-stderr kds-describe --help
 	[ "${lines[0]}" = "usage: kds-describe [-j] stream" ]
