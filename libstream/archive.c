@@ -359,7 +359,8 @@ kds_archive_write(int dirfd, const char *name, const char *what,
 	/* Never over another archive: one of another stream of this name
 	 * would be lost, and ours would not hold what it is named for. */
 	if (renameat2(dirfd, tmp, dirfd, name, RENAME_NOREPLACE) == -1) {
-		kds_fail_errno(e, "%s", what);
+		/* "NAME: File exists" says it all; other errors name the call */
+		kds_fail_errno(e, errno == EEXIST ? "%s" : "%s: rename", what);
 		goto fail;
 	}
 	if (fsync(dirfd) == -1) {

@@ -90,6 +90,9 @@ member_parse(const char *path, char *stream, size_t n, uint64_t *shard,
 	return 0;
 }
 
+static int afail(struct kds_err *, struct archive *, const char *,
+    const char *);
+
 static struct archive *
 aopen(const char *path, struct kds_err *e)
 {
@@ -102,24 +105,31 @@ aopen(const char *path, struct kds_err *e)
 	archive_read_support_filter_all(a);
 	archive_read_support_format_tar(a);
 	if (archive_read_open_filename(a, path, 64 * 1024) != ARCHIVE_OK) {
-		if (archive_errno(a) > 0) {
-			errno = archive_errno(a);
-			kds_fail_errno(e, "%s", path);
-		} else {
-			kds_fail(e, 0, "%s: %s", path, archive_error_string(a));
-		}
+		afail(e, a, path, NULL);
 		archive_read_free(a);
 		return NULL;
 	}
 	return a;
 }
 
+/*
+ * libarchive's error as one message: a system error as "PATH[: CALL]:
+ * strerror", its own (a format it does not know, a damaged header) in
+ * its words.  A format error comes with errno EILSEQ (libarchive's
+ * ARCHIVE_ERRNO_FILE_FORMAT, which its public header leaves commented
+ * out), whose strerror, "Invalid or incomplete multibyte or wide
+ * character", would say nothing true.
+ */
 static int
-afail(struct kds_err *e, struct archive *a, const char *path)
+afail(struct kds_err *e, struct archive *a, const char *path,
+    const char *call)
 {
-	if (archive_errno(a) > 0) {
-		errno = archive_errno(a);
-		return kds_fail_errno(e, "%s: read", path);
+	int n = archive_errno(a);
+
+	if (n > 0 && n != EILSEQ) {
+		errno = n;
+		return call ? kds_fail_errno(e, "%s: %s", path, call) :
+		    kds_fail_errno(e, "%s", path);
 	}
 	return kds_fail(e, 0, "%s: %s", path, archive_error_string(a));
 }
@@ -138,7 +148,7 @@ scan(struct afile *f, struct kds_err *e)
 	if (rc == ARCHIVE_EOF)
 		rc = kds_fail(e, 0, "%s: empty archive", f->path);
 	else if (rc != ARCHIVE_OK)
-		rc = afail(e, a, f->path);
+		rc = afail(e, a, f->path, "read");
 	else if (member_parse(archive_entry_pathname(ent), f->stream,
 	    sizeof(f->stream), &f->shard, &f->first) == -1)
 		rc = kds_fail(e, 0, "%s: %s: not a segment of a kds stream",
@@ -194,7 +204,7 @@ need(struct ashard *s, size_t want, struct kds_err *e)
 		    s->cap - s->len);
 
 		if (n < 0)
-			return afail(e, s->a, s->files[s->cur]->path);
+			return afail(e, s->a, s->files[s->cur]->path, "read");
 		if (n == 0)
 			break;
 		s->len += (size_t)n;
@@ -229,7 +239,7 @@ next_member(struct ashard *s, struct kds_err *e)
 			continue;
 		}
 		if (rc != ARCHIVE_OK)
-			return afail(e, s->a, s->files[s->cur]->path);
+			return afail(e, s->a, s->files[s->cur]->path, "read");
 		snprintf(s->member, sizeof(s->member), "%s",
 		    archive_entry_pathname(ent));
 		if (member_parse(s->member, stream, sizeof(stream), &shard,

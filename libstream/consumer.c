@@ -195,7 +195,7 @@ start_fix(int cdirfd, const struct kds_iter_opts *o, struct kds_err *e)
 		return -1;
 	rc = linkat(cdirfd, tmp, cdirfd, "start", 0);
 	if (rc == -1 && errno != EEXIST) {
-		kds_fail_errno(e, "start");
+		kds_fail_errno(e, "start: link");
 		unlinkat(cdirfd, tmp, 0);
 		return -1;
 	}
@@ -208,6 +208,7 @@ static int
 cdir_open(struct kds_stream *st, const char *name, int create,
     struct kds_err *e)
 {
+	char what[160];		/* "consumers/" and a name of 128 at most */
 	int top, fd, made;
 
 	if (!kds_consumer_name_ok(name))
@@ -243,8 +244,9 @@ cdir_open(struct kds_stream *st, const char *name, int create,
 		}
 	}
 	fd = kds_opendirat(top, name);
+	snprintf(what, sizeof(what), "consumers/%s", name);
 	if (fd != -1 && create && made &&
-	    kds_perm_fix(top, fd, "consumers", e) == -1) {
+	    kds_perm_fix(top, fd, what, e) == -1) {
 		close(fd);
 		close(top);
 		return -1;

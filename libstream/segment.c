@@ -86,7 +86,7 @@ kds_seg_create(int dirfd, uint64_t shard, uint64_t counter,
     int64_t created_ms, struct kds_seg_header *h, struct kds_err *e)
 {
 	unsigned char buf[SEG_HEADER_LEN];
-	char name[64], tmp[72], id[KDS_SHARD_ID_LEN + 1];
+	char name[64], tmp[72], id[KDS_SHARD_ID_LEN + 1], what[96];
 	int fd;
 
 	kds_seg_name(shard, counter, ".seg", name, sizeof(name));
@@ -103,7 +103,8 @@ kds_seg_create(int dirfd, uint64_t shard, uint64_t counter,
 	    O_NOFOLLOW | O_CLOEXEC, KDS_FILE_MODE);
 	if (fd == -1)
 		return kds_fail_errno(e, "%s/%s", id, tmp);
-	if (kds_perm_fix(dirfd, fd, tmp, e) == -1)
+	snprintf(what, sizeof(what), "%s/%s", id, tmp);
+	if (kds_perm_fix(dirfd, fd, what, e) == -1)
 		goto fail;
 	errno = 0;
 	if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf)) {
@@ -142,14 +143,16 @@ kds_seg_list(int dirfd, uint64_t shard, uint64_t **out, size_t *nout,
 	uint64_t *v = NULL, sh, counter;
 	size_t n = 0, cap = 0;
 	struct dirent *de;
+	char id[KDS_SHARD_ID_LEN + 1];
 	DIR *d;
 	int fd;
 
+	kds_shard_id(shard, id);
 	if ((fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-		return kds_fail_errno(e, "opendir");
+		return kds_fail_errno(e, "%s: opendir", id);
 	if ((d = fdopendir(fd)) == NULL) {
 		close(fd);
-		return kds_fail_errno(e, "opendir");
+		return kds_fail_errno(e, "%s: opendir", id);
 	}
 	while ((errno = 0, de = readdir(d)) != NULL) {
 		char seq[KDS_SEQ_LEN];
@@ -198,7 +201,7 @@ kds_seg_list(int dirfd, uint64_t shard, uint64_t **out, size_t *nout,
 	*nout = n;
 	return 0;
 fail_errno:
-	kds_fail_errno(e, "readdir");
+	kds_fail_errno(e, "%s: readdir", id);
 fail:
 	closedir(d);
 	free(v);

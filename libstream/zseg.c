@@ -518,7 +518,8 @@ kds_zseg_compress(int dirfd, uint64_t shard, uint64_t first,
 	    sync_close(&c.zfd, c.tmp, e) == -1)
 		goto out;
 	if (renameat2(dirfd, tmp, dirfd, zseg, RENAME_NOREPLACE) == -1) {
-		kds_fail_errno(e, "%.*s/%s", KDS_SHARD_ID_LEN, c.seg, zseg);
+		kds_fail_errno(e, errno == EEXIST ? "%.*s/%s" : "%.*s/%s: rename",
+		    KDS_SHARD_ID_LEN, c.seg, zseg);
 		goto out;
 	}
 	renamed = 1;

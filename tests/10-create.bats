@@ -363,6 +363,17 @@ some() {
 	inject_each write,pwrite64 ENOSPC
 }
 
+# No getrandom (a kernel without it, a seccomp filter): the random name
+# of the directory the stream is built in cannot be drawn.  Exit 1, the
+# call named, nothing made.
+@test "getrandom failing: exit 1, the call named, nothing made" {
+	command -v strace >/dev/null || skip "no strace"
+	run -1 --separate-stderr strace -f -o /dev/null -e trace=getrandom \
+	    -e inject=getrandom:error=ENOSYS kds-create -n 2 s
+	stderr_is "kds-create: s: getrandom: Function not implemented"
+	nothing_here
+}
+
 # The loops above check that a failure anywhere is one line about s; here
 # the words of a few: the file and the call that failed, then the error.
 @test "an I/O error in a write, fsync or rename names its file and call" {

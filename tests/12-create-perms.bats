@@ -129,6 +129,53 @@ modes_are() {
 	[ -z "$(ls -A "$d")" ]
 }
 
+# A shared stream's chmod failing (what is made is given g+rw and the
+# set-group-ID bit before it gets its name): exit 1, the file and the call
+# named, nothing made.
+@test "kds-create --group: a chmod failing: exit 1, what and 'chmod' named, nothing made" {
+	command -v strace >/dev/null || skip "no strace"
+	[ "$(id -u)" -eq 0 ] || skip "needs root to give a stream any group"
+	g=$(getent group 1 | cut -d: -f1)
+	[ -n "$g" ] || skip "no group 1"
+	run -1 --separate-stderr strace -f -o /dev/null -e trace=fchmod \
+	    -e inject=fchmod:error=EPERM:when=1 kds-create --group "$g" -n 2 s
+	stderr_is "kds-create: s: chmod: Operation not permitted"
+	[ -z "$(ls -A)" ]
+	run -1 --separate-stderr strace -f -o /dev/null -e trace=fchmod \
+	    -e inject=fchmod:error=EPERM:when=2 kds-create --group "$g" -n 2 s
+	stderr_is "kds-create: s: shardId-000000000000: chmod: Operation not permitted"
+	[ -z "$(ls -A)" ]
+}
+
+# The files and directories a chmod fails on are named as every other
+# message names them: a segment with its shard's directory, a consumer's
+# directory as consumers/NAME.
+@test "--group: a chmod failing on a new segment names it with its shard" {
+	command -v strace >/dev/null || skip "no strace"
+	[ "$(id -u)" -eq 0 ] || skip "needs root to give a stream any group"
+	g=$(getent group 1 | cut -d: -f1)
+	[ -n "$g" ] || skip "no group 1"
+	# the stream's directory, the shard's, then the shard's first segment
+	run -1 --separate-stderr strace -f -o /dev/null -e trace=fchmod \
+	    -e inject=fchmod:error=EPERM:when=3 kds-create --group "$g" s
+	stderr_is "kds-create: s: shardId-000000000000/$(seq_of 0 1).seg.tmp: chmod: Operation not permitted"
+	[ -z "$(ls -A)" ]
+}
+
+@test "--group: a chmod failing on a consumer's directory names it as consumers/NAME" {
+	command -v strace >/dev/null || skip "no strace"
+	[ "$(id -u)" -eq 0 ] || skip "needs root to give a stream any group"
+	g=$(getent group 1 | cut -d: -f1)
+	[ -n "$g" ] || skip "no group 1"
+	kds-create --group "$g" s
+	echo x | kds-put s
+	# the consumers directory, then the consumer's
+	run -1 --separate-stderr strace -f -o /dev/null -e trace=fchmod \
+	    -e inject=fchmod:error=EPERM:when=2 kds-get -c a s
+	stderr_is "kds-get: s: consumers/a: chmod: Operation not permitted"
+	[ -z "$output" ]
+}
+
 # as USER CMD...: CMD as USER, with the umask of $UMASK, this test's PATH
 # and clock.
 as() {

@@ -591,6 +591,24 @@ twenty() {
 	[ -z "$output" ]
 }
 
+# Listing a shard's segments failing (out of descriptors with many shards
+# open, an I/O error in the directory): exit 1, the shard's directory and
+# the call named, as any other file of the stream is.
+@test "listing a shard's segments failing: exit 1, the shard and the call named" {
+	command -v strace >/dev/null || skip "no strace"
+	mkstream s
+	ten s
+	d=$(shard_dir s 0)
+	run -1 --separate-stderr strace -f -o /dev/null -P "$PWD/$d" -e trace=openat \
+	    -e inject=openat:error=EMFILE:when=1 kds-get $E s
+	stderr_is "kds-get: s: ${d#s/}: opendir: Too many open files"
+	[ -z "$output" ]
+	run -1 --separate-stderr strace -f -o /dev/null -P "$PWD/$d" -e trace=getdents64 \
+	    -e inject=getdents64:error=EIO:when=1 kds-get $E s
+	stderr_is "kds-get: s: ${d#s/}: readdir: Input/output error"
+	[ -z "$output" ]
+}
+
 @test "a damaged segment header: offset 0, nothing printed" {
 	twenty s
 	flip "$(last_seg s 0)" 2

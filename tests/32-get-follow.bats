@@ -178,6 +178,30 @@ watching() {
 	[ "$(cat out)" = a ]
 }
 
+# inotify or ppoll refused (too many inotify instances, the watch limit
+# reached): exit 1 at once, one line with the stream, the call and what it
+# watches; never a silent wait that would see no record.
+@test "inotify or poll failing: exit 1, one line naming the call and what it watches" {
+	command -v strace >/dev/null || skip "no strace"
+	mkstream s -n 2
+	lines 2 r | kds-put s
+	run -1 --separate-stderr strace -f -o /dev/null -e trace=inotify_init1 \
+	    -e inject=inotify_init1:error=EMFILE kds-get -F --idle-timeout 5s s
+	stderr_is "kds-get: s: inotify: Too many open files"
+	# the stream's directory is watched first, then each shard's
+	run -1 --separate-stderr strace -f -o /dev/null -e trace=inotify_add_watch \
+	    -e inject=inotify_add_watch:error=ENOSPC:when=1 kds-get -F --idle-timeout 5s s
+	stderr_is "kds-get: s: inotify: s: No space left on device"
+	run -1 --separate-stderr strace -f -o /dev/null -e trace=inotify_add_watch \
+	    -e inject=inotify_add_watch:error=ENOSPC:when=2 kds-get -F --idle-timeout 5s s
+	stderr_is "kds-get: s: inotify: shardId-000000000000: No space left on device"
+	# the wait itself, once what is there is printed
+	run -1 --separate-stderr strace -f -o /dev/null -e trace=ppoll \
+	    -e inject=ppoll:error=ENOMEM kds-get -F --idle-timeout 5s s
+	stderr_is "kds-get: s: poll: Cannot allocate memory"
+	[ "$(sort <<<"$output")" = "$(lines 2 r)" ]
+}
+
 @test "-F -s: only the shards named" {
 	mkstream s -n 2
 	kds-get -F -s 1 --format '%p %s\n' s >out &

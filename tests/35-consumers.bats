@@ -377,3 +377,138 @@ balanced() {
 	run -1 --separate-stderr kds-get -c a s
 	stderr_is "kds-get: s: shardId-000000000000.checkpoint: bad checkpoint"
 }
+
+# Making a consumer, each step failing in turn: the consumers directory,
+# its sync, the consumer's own directory, the random name of the process's
+# worker file.  Exit 1, one line with the directory or the call, nothing
+# read; then a run without the fault starts the consumer from the top.
+@test "making a consumer: mkdir, fsync or getrandom failing: exit 1, one line, nothing read" {
+	command -v strace >/dev/null || skip "no strace"
+	mkstream s
+	lines 3 r | kds-put s
+	run -1 --separate-stderr strace -f -o /dev/null -e trace=mkdirat \
+	    -e inject=mkdirat:error=ENOSPC:when=1 kds-get -c a s
+	stderr_is "kds-get: s: consumers: mkdir: No space left on device"
+	[ -z "$output" ]
+	[ ! -e s/consumers ]
+	run -1 --separate-stderr strace -f -o /dev/null -e trace=fsync \
+	    -e inject=fsync:error=EIO:when=1 kds-get -c a s
+	stderr_is "kds-get: s: consumers: fsync: Input/output error"
+	[ -z "$output" ]
+	[ ! -e s/consumers/a ]
+	# (the mkdir of consumers, which exists now, is still the first)
+	run -1 --separate-stderr strace -f -o /dev/null -e trace=mkdirat \
+	    -e inject=mkdirat:error=ENOSPC:when=2 kds-get -c a s
+	stderr_is "kds-get: s: consumers/a: mkdir: No space left on device"
+	[ -z "$output" ]
+	[ ! -e s/consumers/a ]
+	# every getrandom fails (a kernel without it): the first of ours is
+	# the worker file's
+	run -1 --separate-stderr strace -f -o /dev/null -e trace=getrandom \
+	    -e inject=getrandom:error=ENOSYS kds-get -c a s
+	stderr_is "kds-get: s: consumer a: getrandom: Function not implemented"
+	[ -z "$output" ]
+	[ "$(ckpt s a 0)" = none ]
+	[ -z "$(find s/consumers -name 'worker.*' -o -name '.worker.*')" ]
+	run -0 --separate-stderr kds-get -c a s
+	output_is "$(lines 3 r)"
+}
+
+# The checkpoint's write, sync and rename, failing after the records were
+# printed: exit 1, the consumer and the file named with the call, the
+# checkpoint as it was and no .tmp left, so that the next run delivers
+# the same records again (at least once, never lost).
+@test "a checkpoint that cannot be written: exit 1, file and call named, the old one stays" {
+	command -v strace >/dev/null || skip "no strace"
+	mkstream s
+	lines 3 r | kds-put s
+	kds-get -c a s >/dev/null
+	old=$(ckpt s a 0)
+	[[ $old == "$(seq_of 0 3) "* ]]
+	lines 2 x | kds-put s
+	f=shardId-000000000000.checkpoint.tmp
+	# renames: the start's .tmp, the worker file, then the checkpoint
+	for c in "write ENOSPC -P $PWD/s/consumers/a/$f" "fsync EIO -P $PWD/s/consumers/a/$f" \
+	    "renameat EIO"; do
+		read -r call err p <<<"$c"
+		when=1
+		[ "$call" != renameat ] || when=3
+		run -1 --separate-stderr strace -f -o /dev/null $p -e trace="$call" \
+		    -e inject="$call:error=$err:when=$when" kds-get -c a s
+		case $call in
+		write) stderr_is "kds-get: s: consumer a: $f: write: No space left on device" ;;
+		fsync) stderr_is "kds-get: s: consumer a: $f: fsync: Input/output error" ;;
+		*) stderr_is "kds-get: s: consumer a: $f: rename: Input/output error" ;;
+		esac || { echo "($c)" >&2; return 1; }
+		output_is $'x1\nx2' || { echo "($c)" >&2; return 1; }
+		[ "$(ckpt s a 0)" = "$old" ] || { echo "($c): checkpoint $(ckpt s a 0)" >&2; return 1; }
+		[ -z "$(find s/consumers -name '*.tmp')" ] || { echo "($c): .tmp left" >&2; return 1; }
+	done
+	run -0 --separate-stderr kds-get -c a s
+	output_is $'x1\nx2'
+	[[ $(ckpt s a 0) == "$(seq_of 0 5) "* ]]
+}
+
+# Reading a checkpoint, and locking a shard's lease, failing: exit 1, the
+# file and the call named (as a damaged checkpoint is: the name alone,
+# without the consumer's), nothing read, the checkpoint as it was.
+@test "a checkpoint unreadable or a lease unlockable: exit 1, file and call named" {
+	command -v strace >/dev/null || skip "no strace"
+	mkstream s
+	lines 3 r | kds-put s
+	kds-get -c a s >/dev/null
+	old=$(ckpt s a 0)
+	lines 2 x | kds-put s
+	run -1 --separate-stderr strace -f -o /dev/null \
+	    -P "$PWD/s/consumers/a/shardId-000000000000.checkpoint" -e trace=read \
+	    -e inject=read:error=EIO kds-get -c a s
+	stderr_is "kds-get: s: shardId-000000000000.checkpoint: read: Input/output error"
+	[ -z "$output" ]
+	[ "$(ckpt s a 0)" = "$old" ]
+	# flocks: the worker file's, the count of workers (which tests its
+	# own), then the shard's lease
+	run -1 --separate-stderr strace -f -o /dev/null -e trace=flock \
+	    -e inject=flock:error=ENOLCK:when=3 kds-get -c a s
+	stderr_is "kds-get: s: shardId-000000000000.lease: lock: No locks available"
+	[ -z "$output" ]
+	[ "$(ckpt s a 0)" = "$old" ]
+	run -0 --separate-stderr kds-get -c a s
+	output_is $'x1\nx2'
+}
+
+# Fixing where a consumer starts: the start is written to .start.PID and
+# linked to start.  The link failing must say that it was the link.
+@test "the start of a new consumer failing to link: exit 1, 'start' and 'link' named" {
+	command -v strace >/dev/null || skip "no strace"
+	mkstream s
+	lines 3 r | kds-put s
+	run -1 --separate-stderr strace -f -o /dev/null -e trace=linkat \
+	    -e inject=linkat:error=EIO kds-get -c a s
+	stderr_is "kds-get: s: consumer a: start: link: Input/output error"
+	[ -z "$output" ]
+	[ ! -e s/consumers/a/start ]
+	[ -z "$(find s/consumers -name '.start.*')" ]
+}
+
+# A process registers as worker.PID-HEX: made as .worker.PID-HEX, locked,
+# renamed into place.  The lock or the rename failing must say which call
+# failed (the file: by either of its names).
+@test "the worker file failing to lock or rename: exit 1, the file and the call named" {
+	command -v strace >/dev/null || skip "no strace"
+	mkstream s
+	lines 3 r | kds-put s
+	run -1 --separate-stderr strace -f -o /dev/null -e trace=flock \
+	    -e inject=flock:error=ENOLCK:when=1 kds-get -c a s
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ $stderr == "kds-get: s: consumer a: "?(.)"worker."+([0-9])-+([0-9a-f])": lock: No locks available" ]] ||
+	    { echo "stderr: $stderr" >&2; return 1; }
+	[ -z "$output" ]
+	# renames: the start's .tmp, then the worker file
+	run -1 --separate-stderr strace -f -o /dev/null -e trace=renameat \
+	    -e inject=renameat:error=ENOSPC:when=2 kds-get -c a s
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ $stderr == "kds-get: s: consumer a: "?(.)"worker."+([0-9])-+([0-9a-f])": rename: No space left on device" ]] ||
+	    { echo "stderr: $stderr" >&2; return 1; }
+	[ -z "$output" ]
+	[ -z "$(find s/consumers -name '*worker.*')" ]
+}

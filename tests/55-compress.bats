@@ -456,6 +456,51 @@ crash_points() {
 	[ -z "$(find s -name '*.zidx' -o -name '*.tmp')" ]
 }
 
+# An I/O error at a write or sync of a compression (the .zseg.tmp, the
+# .zidx, the shard's directory after the rename): exit 1, the file and the
+# call named; the stream reads as before, no .tmp is left, and a rerun
+# finishes the job.
+@test "an I/O error writing or syncing a compression: exit 1, file and call named, nothing lost" {
+	command -v strace >/dev/null || skip "no strace"
+	mkstream tmpl --segment-bytes 8K
+	clicks 100 | at 10 kds-put -k k tmpl
+	[ "$(segs tmpl 0 | wc -l)" -ge 3 ]
+	at 60 kds-get $E tmpl >want
+	f=$Z/$(seq_of 0 1)
+	for c in "write ENOSPC $f.zseg.tmp.write" "pwrite64 ENOSPC $f.zseg.tmp.write" \
+	    "fsync EIO $f.zseg.tmp.fsync" "write ENOSPC $f.zidx.write" \
+	    "fsync EIO $f.zidx.fsync" "fsync EIO $Z.fsync"; do
+		read -r call err what <<<"$c"
+		file=${what%.*}
+		rm -rf s && cp -a tmpl s
+		run -1 --separate-stderr at 60 strace -f -o /dev/null -P "$PWD/s/$file" \
+		    -e trace="$call" -e inject="$call:error=$err:when=1" \
+		    kds-expire --compress-after 0s s
+		stderr_is "kds-expire: s: $file: ${what##*.}: $(
+		    [ "$err" = EIO ] && echo Input/output error || echo No space left on device)" ||
+		    { echo "($c)" >&2; return 1; }
+		at 60 kds-get $E s | same want - || { echo "($c)" >&2; return 1; }
+		[ -z "$(find s -name '*.tmp')" ] || { echo "($c): .tmp left" >&2; return 1; }
+		run -0 --separate-stderr at 60 kds-expire --compress-after 0s s
+		[ "$(segs s 0 | wc -l)" -eq 1 ] || { echo "($c): rerun" >&2; return 1; }
+		at 60 kds-get $E s | same want - || { echo "($c): after the rerun" >&2; return 1; }
+	done
+}
+
+# The rename of SEQ.zseg.tmp into place failing otherwise than "File
+# exists" says which call failed, as a segment's rename does.
+@test "an I/O error renaming a compressed segment into place: exit 1, file and 'rename' named" {
+	command -v strace >/dev/null || skip "no strace"
+	# the setting made at create: --compress-after would rewrite meta
+	mkstream s --segment-bytes 8K --compress-after 0s
+	clicks 100 | at 10 kds-put -k k s
+	before=$(state s)
+	run -1 --separate-stderr at 60 strace -f -o /dev/null -e trace=renameat2 \
+	    -e inject=renameat2:error=EIO:when=1 kds-expire s
+	stderr_is "kds-expire: s: $Z/$(seq_of 0 1).zseg: rename: Input/output error"
+	[ "$(state s)" = "$before" ]
+}
+
 @test "leftovers of a cut-short conversion are removed by the next run" {
 	mkstream s --segment-bytes 8K --compress-after 0s
 	clicks 200 | at 10 kds-put -k k s
