@@ -194,7 +194,11 @@ describe_consumer(struct kds_stream *st, int topfd, const char *name,
 	if (fd == -1)
 		return kds_fail_errno(e, "consumers/%s", name);
 	if (kds_consumer_start_read(fd, &start, e) == -1) {
-		/* Made this instant, its start not yet fixed: from the top. */
+		/* Made this instant, its start not yet fixed: from the top.
+		 * Any other failure (unreadable, damaged) is said, as
+		 * kds-get says it. */
+		if (e->errnum != ENOENT)
+			goto out;
 		memset(&start, 0, sizeof(start));
 		start.type = KDS_TRIM_HORIZON;
 	}

@@ -118,6 +118,24 @@ jq_() {
 	}
 }
 
+# A consumer made this instant has no start yet: it lags by everything
+# (above).  One whose start cannot be read or is damaged is said, as
+# kds-get says it, not taken for one made this instant.
+@test "a consumer's start unreadable or damaged: exit 1, the consumer named" {
+	command -v strace >/dev/null || skip "no strace"
+	mkstream s
+	ten s
+	run -0 kds-get -c a -n 0 s
+	run -1 --separate-stderr strace -f -o /dev/null -P "$PWD/s/consumers/a/start" \
+	    -e trace=read -e inject=read:error=EIO kds-describe s
+	stderr_is "kds-describe: s: consumer a: start: read: Input/output error"
+	[ -z "$output" ]
+	echo garbage >s/consumers/a/start
+	run -1 --separate-stderr kds-describe s
+	stderr_is "kds-describe: s: consumer a: start: bad start"
+	[ -z "$output" ]
+}
+
 @test "a running consumer's processes are counted" {
 	mkstream s
 	kds-get -F -c live s >/dev/null &
