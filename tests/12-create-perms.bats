@@ -79,10 +79,16 @@ modes_are() {
 	done
 }
 
-@test "kds-create --group: the group, set-group-ID directories, g+rw files whatever the umask" {
+# group_one: g, the name of group 1 (daemon, on Debian), which root may
+# give a stream; skip where that cannot be.
+group_one() {
 	[ "$(id -u)" -eq 0 ] || skip "needs root to give a stream any group"
-	g=$(getent group 1 | cut -d: -f1)	# daemon, on Debian
+	g=$(getent group 1 | cut -d: -f1)
 	[ -n "$g" ] || skip "no group 1"
+}
+
+@test "kds-create --group: the group, set-group-ID directories, g+rw files whatever the umask" {
+	group_one
 	for m in 022:664:2775 077:660:2770 000:664:2775 027:660:2770; do
 		rm -rf s arch
 		umask "${m%%:*}"
@@ -134,9 +140,7 @@ modes_are() {
 # named, nothing made.
 @test "kds-create --group: a chmod failing: exit 1, what and 'chmod' named, nothing made" {
 	command -v strace >/dev/null || skip "no strace"
-	[ "$(id -u)" -eq 0 ] || skip "needs root to give a stream any group"
-	g=$(getent group 1 | cut -d: -f1)
-	[ -n "$g" ] || skip "no group 1"
+	group_one
 	run -1 --separate-stderr strace -f -o /dev/null -e trace=fchmod \
 	    -e inject=fchmod:error=EPERM:when=1 kds-create --group "$g" -n 2 s
 	stderr_is "kds-create: s: chmod: Operation not permitted"
@@ -152,9 +156,7 @@ modes_are() {
 # directory as consumers/NAME.
 @test "--group: a chmod failing on a new segment names it with its shard" {
 	command -v strace >/dev/null || skip "no strace"
-	[ "$(id -u)" -eq 0 ] || skip "needs root to give a stream any group"
-	g=$(getent group 1 | cut -d: -f1)
-	[ -n "$g" ] || skip "no group 1"
+	group_one
 	# the stream's directory, the shard's, then the shard's first segment
 	run -1 --separate-stderr strace -f -o /dev/null -e trace=fchmod \
 	    -e inject=fchmod:error=EPERM:when=3 kds-create --group "$g" s
@@ -164,9 +166,7 @@ modes_are() {
 
 @test "--group: a chmod failing on a consumer's directory names it as consumers/NAME" {
 	command -v strace >/dev/null || skip "no strace"
-	[ "$(id -u)" -eq 0 ] || skip "needs root to give a stream any group"
-	g=$(getent group 1 | cut -d: -f1)
-	[ -n "$g" ] || skip "no group 1"
+	group_one
 	kds-create --group "$g" s
 	echo x | kds-put s
 	# the consumers directory, then the consumer's
