@@ -67,6 +67,7 @@ struct get {
 	struct kds_outpipe	*op;		/* stdout, without --exec */
 	FILE			*out;		/* --exec's pipe */
 	pid_t			 child;
+	int			 warned;	/* that -F polls */
 };
 
 static volatile sig_atomic_t stop;
@@ -260,6 +261,20 @@ batch(struct get *g, uint64_t max)
 	return n;
 }
 
+/* Once: following goes on without inotify, as tail -f says it does. */
+static void
+polling_said(struct get *g)
+{
+	int why = g->c ? kds_consumer_polling(g->c) : kds_reader_polling(g->rd);
+
+	if (why == 0 || g->warned)
+		return;
+	g->warned = 1;
+	warnx("%s: %s: looking for new records every 100 ms", g->name,
+	    why == ENOSPC || why == EMFILE || why == ENFILE ?
+	    "inotify resources exhausted" : strerror(why));
+}
+
 /* Sleep until a record may have come, the idle time is up or a signal. */
 static void
 wait_more(struct get *g, int64_t deadline)
@@ -269,6 +284,7 @@ wait_more(struct get *g, int64_t deadline)
 	int64_t left = -1;
 	int rc = 0;
 
+	polling_said(g);
 	if (deadline >= 0)
 		left = deadline - mono_ms();
 	if (left > INT32_MAX)

@@ -531,6 +531,12 @@ kds_consumer_wait(struct kds_consumer *c, int timeout_ms,
 	return kds_reader_wait(c->rd, timeout_ms, mask, e);
 }
 
+int
+kds_consumer_polling(const struct kds_consumer *c)
+{
+	return kds_reader_polling(c->rd);
+}
+
 void
 kds_consumer_close(struct kds_consumer *c)
 {

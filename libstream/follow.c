@@ -21,15 +21,49 @@
 
 #define SHARD_EVENTS	(IN_MODIFY | IN_CREATE | IN_MOVED_TO)
 #define STREAM_EVENTS	(IN_CREATE | IN_MOVED_TO)
+#define POLL_MS		100		/* without inotify: look this often */
+
+/*
+ * inotify out of instances or watches (their limits are per user, and a
+ * busy machine's tail -f and editors share them), or not there at all:
+ * follow by looking every POLL_MS instead, as tail -f does, rather than
+ * fail.  Any other error (a directory gone, no permission) is one.
+ */
+static int
+lacking(int errnum)
+{
+	return errnum == EMFILE || errnum == ENFILE || errnum == ENOSPC ||
+	    errnum == ENOMEM || errnum == ENOSYS;
+}
+
+static void
+poll_instead(struct kds_reader *rd, int errnum)
+{
+	if (rd->ifd != -1)
+		close(rd->ifd);		/* and every watch with it */
+	rd->ifd = rd->meta_wd = -1;
+	for (size_t i = 0; i < rd->n; i++)
+		rd->shards[i]->wd = -1;
+	rd->polling = errnum;
+}
 
 int
 kds_follow_start(struct kds_reader *rd, struct kds_err *e)
 {
-	if ((rd->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1)
+	if ((rd->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1) {
+		if (lacking(errno)) {
+			poll_instead(rd, errno);
+			return 0;
+		}
 		return kds_fail_errno(e, "inotify");
+	}
 	rd->meta_wd = inotify_add_watch(rd->ifd, rd->st->path, STREAM_EVENTS);
+	if (rd->meta_wd == -1 && lacking(errno)) {
+		poll_instead(rd, errno);
+		return 0;
+	}
 	if (rd->meta_wd == -1)
-		return kds_fail_errno(e, "inotify: %s", rd->st->path);
+		return kds_fail_errno(e, "watch");
 	return 0;
 }
 
@@ -44,9 +78,19 @@ kds_follow_watch(struct kds_reader *rd, struct shard_reader *r,
 		return kds_fail_errno(e, "%s", id);
 	r->wd = inotify_add_watch(rd->ifd, path, SHARD_EVENTS);
 	free(path);
+	if (r->wd == -1 && lacking(errno)) {
+		poll_instead(rd, errno);
+		return 0;
+	}
 	if (r->wd == -1)
-		return kds_fail_errno(e, "inotify: %s", id);
+		return kds_fail_errno(e, "%s: watch", id);
 	return 0;
+}
+
+int
+kds_reader_polling(const struct kds_reader *rd)
+{
+	return rd->polling;
 }
 
 void
@@ -108,16 +152,27 @@ kds_reader_wait(struct kds_reader *rd, int timeout_ms, const sigset_t *mask,
 		ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000;
 		tsp = &ts;
 	}
+	if (rd->polling && (tsp == NULL || timeout_ms > POLL_MS)) {
+		ts.tv_sec = 0;
+		ts.tv_nsec = POLL_MS * 1000000L;
+		tsp = &ts;
+	}
 	n = ppoll(rd->ifd == -1 ? NULL : &pfd, rd->ifd == -1 ? 0 : 1, tsp,
 	    mask);
 	if (n == -1 && errno == EINTR)
 		return 0;
 	if (n == -1)
 		return kds_fail_errno(e, "poll");
-	if (n == 0)
+	if (n == 0 && !rd->polling)
 		return 0;
-	if (drain(rd, &meta, e) == -1)
+	if (rd->polling) {
+		/* No events to say where: look everywhere, meta too. */
+		for (size_t i = 0; i < rd->n; i++)
+			rd->shards[i]->dirty = 1;
+		meta = 1;
+	} else if (drain(rd, &meta, e) == -1) {
 		return -1;
+	}
 	if (meta) {
 		/* Shards may have closed: every idle one gets another look,
 		 * and a closed one's children may join. */

@@ -196,6 +196,10 @@ void	kds_reader_close(struct kds_reader *);
  * closed by a reshard are read once their parents are read to the end. */
 int	kds_reader_wait(struct kds_reader *, int timeout_ms,
 	    const sigset_t *mask, struct kds_err *);
+/* Following without inotify (out of instances or watches, as tail -f
+ * can be): the errno that took it away, and the reader looks every
+ * 100 ms instead; 0 while inotify serves. */
+int	kds_reader_polling(const struct kds_reader *);
 /* A changing set of shards, as a consumer's leases come and go: add one
  * at o's position (o->shards is not used), drop one, and ask whether one
  * is closed and read to its end.  Adding or dropping may read ahead. */
@@ -222,6 +226,7 @@ int	kds_consumer_next(struct kds_consumer *, struct kds_record *,
 int	kds_consumer_commit(struct kds_consumer *, struct kds_err *);
 int	kds_consumer_wait(struct kds_consumer *, int timeout_ms,
 	    const sigset_t *mask, struct kds_err *);
+int	kds_consumer_polling(const struct kds_consumer *);
 void	kds_consumer_close(struct kds_consumer *);
 int	kds_consumer_reset(struct kds_stream *, const char *name, int drop,
 	    struct kds_err *);

@@ -57,6 +57,8 @@ struct kds_reader {
 	unsigned		  flags;	/* KDS_READ_* */
 	int			  ifd;		/* inotify, -1: not following */
 	int			  meta_wd;
+	int			  polling;	/* following without inotify:
+						   the errno that took it */
 	struct kds_zbuf		  z;		/* shared by its shards */
 };
 

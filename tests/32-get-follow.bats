@@ -178,23 +178,57 @@ watching() {
 	[ "$(cat out)" = a ]
 }
 
-# inotify or ppoll refused (too many inotify instances, the watch limit
-# reached): exit 1 at once, one line with the stream, the call and what it
-# watches; never a silent wait that would see no record.
-@test "inotify or poll failing: exit 1, one line naming the call and what it watches" {
+# inotify out of instances or watches (per-user limits that every tail -f
+# and editor shares): as tail -f does, follow by looking every 100 ms,
+# saying so once on stderr; records put later still come, to the last.
+# (strace: the stream's directory is watched first, then each shard's.)
+@test "inotify out of instances or watches: -F looks every 100 ms, and says so" {
+	command -v strace >/dev/null || skip "no strace"
+	mkstream s -n 2
+	lines 2 r | kds-put s
+	for c in "inotify_init1 EMFILE" "inotify_add_watch ENOSPC 1" \
+	    "inotify_add_watch ENOSPC 2"; do
+		rm -f out err
+		set -- $c
+		strace -f -o /dev/null -e trace="$1" -e inject="$1":error="$2"${3:+:when=$3} \
+		    kds-get -F --idle-timeout 2s s >out 2>err &
+		pid=$!
+		sleep 0.4
+		echo "later $c" | kds-put -k k s
+		wait "$pid" || { echo "($c) exit $?: $(cat err)" >&2; return 1; }
+		[ "$(cat err)" = "kds-get: s: inotify resources exhausted: looking for new records every 100 ms" ] ||
+		    { echo "($c) stderr: $(cat err)" >&2; return 1; }
+		grep -qx "later $c" out || { echo "($c) the later record missing" >&2; return 1; }
+		[ "$(grep -c '^r' out)" -eq 2 ]
+	done
+	# a consumer follows the same way, and checkpoints what it printed
+	strace -f -o /dev/null -e trace=inotify_init1 -e inject=inotify_init1:error=EMFILE \
+	    kds-get -c a -F --idle-timeout 2s s >out 2>err &
+	pid=$!
+	sleep 0.4
+	echo "later -c" | kds-put -k k s
+	wait "$pid"
+	[ "$(cat err)" = "kds-get: s: inotify resources exhausted: looking for new records every 100 ms" ]
+	grep -qx "later -c" out
+	run -0 --separate-stderr kds-get -c a s
+	[ -z "$output" ]
+}
+
+# Any other error from inotify or the wait is one: exit 1 at once, one
+# line with the call and what it watches; never a silent wait.
+@test "inotify or poll failing otherwise: exit 1, one line naming the call and what it watches" {
 	command -v strace >/dev/null || skip "no strace"
 	mkstream s -n 2
 	lines 2 r | kds-put s
 	run -1 --separate-stderr strace -f -o /dev/null -e trace=inotify_init1 \
-	    -e inject=inotify_init1:error=EMFILE kds-get -F --idle-timeout 5s s
-	stderr_is "kds-get: s: inotify: Too many open files"
-	# the stream's directory is watched first, then each shard's
+	    -e inject=inotify_init1:error=EINVAL kds-get -F --idle-timeout 5s s
+	stderr_is "kds-get: s: inotify: Invalid argument"
 	run -1 --separate-stderr strace -f -o /dev/null -e trace=inotify_add_watch \
-	    -e inject=inotify_add_watch:error=ENOSPC:when=1 kds-get -F --idle-timeout 5s s
-	stderr_is "kds-get: s: inotify: s: No space left on device"
+	    -e inject=inotify_add_watch:error=EACCES:when=1 kds-get -F --idle-timeout 5s s
+	stderr_is "kds-get: s: watch: Permission denied"
 	run -1 --separate-stderr strace -f -o /dev/null -e trace=inotify_add_watch \
-	    -e inject=inotify_add_watch:error=ENOSPC:when=2 kds-get -F --idle-timeout 5s s
-	stderr_is "kds-get: s: inotify: shardId-000000000000: No space left on device"
+	    -e inject=inotify_add_watch:error=EACCES:when=2 kds-get -F --idle-timeout 5s s
+	stderr_is "kds-get: s: shardId-000000000000: watch: Permission denied"
 	# the wait itself, once what is there is printed
 	run -1 --separate-stderr strace -f -o /dev/null -e trace=ppoll \
 	    -e inject=ppoll:error=ENOMEM kds-get -F --idle-timeout 5s s
