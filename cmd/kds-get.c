@@ -270,9 +270,12 @@ polling_said(struct get *g)
 	if (why == 0 || g->warned)
 		return;
 	g->warned = 1;
-	warnx("%s: %s: looking for new records every 100 ms", g->name,
-	    why == ENOSPC || why == EMFILE || why == ENFILE ?
-	    "inotify resources exhausted" : strerror(why));
+	if (why == ENOSPC || why == EMFILE || why == ENFILE)
+		warnx("%s: inotify resources exhausted: looking for new records "
+		    "every 100 ms", g->name);
+	else
+		warnx("%s: inotify: %s: looking for new records every 100 ms",
+		    g->name, strerror(why));
 }
 
 /* Sleep until a record may have come, the idle time is up or a signal. */
