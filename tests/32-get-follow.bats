@@ -201,6 +201,10 @@ watching() {
 		grep -qx "later $c" out || { echo "($c) the later record missing" >&2; return 1; }
 		[ "$(grep -c '^r' out)" -eq 2 ]
 	done
+	# a kernel without inotify: the same, in the kernel's words
+	strace -f -o /dev/null -e trace=inotify_init1 -e inject=inotify_init1:error=ENOSYS \
+	    kds-get -F --idle-timeout 1s s >out 2>err
+	[ "$(cat err)" = "kds-get: s: inotify: Function not implemented: looking for new records every 100 ms" ]
 	# a consumer follows the same way, and checkpoints what it printed
 	strace -f -o /dev/null -e trace=inotify_init1 -e inject=inotify_init1:error=EMFILE \
 	    kds-get -c a -F --idle-timeout 2s s >out 2>err &
