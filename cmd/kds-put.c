@@ -320,6 +320,7 @@ read_input(struct put *c, char delim)
 			char why[128];
 
 			snprintf(why, sizeof(why), "stdin: %s", strerror(errno));
+			free(buf);	/* fail() exits: nothing else holds it */
 			fail(c, why);
 		}
 		if (n == 0)
