@@ -358,11 +358,8 @@ kds_archive_write(int dirfd, const char *name, const char *what,
 	fd = -1;
 	/* Never over another archive: one of another stream of this name
 	 * would be lost, and ours would not hold what it is named for. */
-	if (renameat2(dirfd, tmp, dirfd, name, RENAME_NOREPLACE) == -1) {
-		/* "NAME: File exists" says it all; other errors name the call */
-		kds_fail_errno(e, errno == EEXIST ? "%s" : "%s: rename", what);
+	if (kds_rename_new(dirfd, tmp, name, what, e) == -1)
 		goto fail;
-	}
 	if (fsync(dirfd) == -1) {
 		kds_fail_errno(e, "%s: fsync", what);
 		goto out;	/* renamed: complete, if perhaps not durable */

@@ -3,6 +3,7 @@
  * contents or the new, never a mix: write NAME.tmp, fsync it, rename it over
  * NAME, fsync the directory (nq's create, then rename into place).
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -94,4 +95,21 @@ fail:
 		close(fd);
 	unlinkat(dirfd, tmp, 0);
 	return -1;
+}
+
+/*
+ * Rename tmp to name in dirfd without replacing anything
+ * (RENAME_NOREPLACE): what is made whole under a temporary name, then
+ * published.  A name taken says "WHAT: File exists", which is clear
+ * alone; any other failure "WHAT: rename: ERROR".  WHAT may be empty.
+ */
+int
+kds_rename_new(int dirfd, const char *tmp, const char *name,
+    const char *what, struct kds_err *e)
+{
+	if (renameat2(dirfd, tmp, dirfd, name, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno == EEXIST)
+		return kds_fail_errno(e, "%s", what);
+	return kds_fail_errno(e, "%s%srename", what, *what ? ": " : "");
 }

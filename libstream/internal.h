@@ -124,6 +124,8 @@ void	kds_aws_ranges(unsigned n, unsigned i, unsigned __int128 *start,
 int	kds_atomic_write(int dirfd, const char *name, const void *, size_t,
 	    struct kds_err *);
 int	kds_fsync_dir(int dirfd, const char *what, struct kds_err *);
+int	kds_rename_new(int dirfd, const char *tmp, const char *name,
+	    const char *what, struct kds_err *);
 int	kds_write_all(int fd, const void *, size_t);
 int	kds_write_all_intr(int fd, const void *, size_t);
 

@@ -113,12 +113,9 @@ kds_seg_create(int dirfd, uint64_t shard, uint64_t counter,
 		kds_fail_errno(e, "%s/%s: write", id, tmp);
 		goto fail;
 	}
-	if (renameat2(dirfd, tmp, dirfd, name, RENAME_NOREPLACE) == -1) {
-		/* "NAME: File exists" says it all; other errors name the call */
-		kds_fail_errno(e, errno == EEXIST ? "%s/%s" : "%s/%s: rename",
-		    id, name);
+	snprintf(what, sizeof(what), "%s/%s", id, name);
+	if (kds_rename_new(dirfd, tmp, name, what, e) == -1)
 		goto fail;
-	}
 	return fd;
 fail:
 	close(fd);

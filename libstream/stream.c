@@ -183,10 +183,8 @@ create(const char *path, const struct kds_create_opts *o, int shared,
 	close(lockfd);
 	if (kds_meta_write(fd, &m, e) == -1)
 		goto undo;
-	if (renameat2(parent, tmp, parent, base, RENAME_NOREPLACE) == -1) {
-		kds_fail_errno(e, "%s", errno == EEXIST ? "" : "rename");
+	if (kds_rename_new(parent, tmp, base, "", e) == -1)
 		goto undo;
-	}
 	if (kds_fsync_dir(parent, dir, e) == -1)
 		goto out;
 	rc = 0;

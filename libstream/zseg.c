@@ -435,7 +435,7 @@ kds_zseg_compress(int dirfd, uint64_t shard, uint64_t first,
 {
 	struct conv c = { .segfd = -1, .zfd = -1, .ifd = -1 };
 	unsigned char hdr[ZSEG_HEADER_LEN];
-	char seg[64], tmp[72], zseg[64], zidx[64];
+	char seg[64], tmp[72], zseg[64], zidx[64], what[96];
 	struct stat sb;
 	const char *why;
 	ssize_t n;
@@ -517,11 +517,9 @@ kds_zseg_compress(int dirfd, uint64_t shard, uint64_t first,
 	if (sync_close(&c.ifd, c.idx, e) == -1 ||
 	    sync_close(&c.zfd, c.tmp, e) == -1)
 		goto out;
-	if (renameat2(dirfd, tmp, dirfd, zseg, RENAME_NOREPLACE) == -1) {
-		kds_fail_errno(e, errno == EEXIST ? "%.*s/%s" : "%.*s/%s: rename",
-		    KDS_SHARD_ID_LEN, c.seg, zseg);
+	snprintf(what, sizeof(what), "%.*s/%s", KDS_SHARD_ID_LEN, c.seg, zseg);
+	if (kds_rename_new(dirfd, tmp, zseg, what, e) == -1)
 		goto out;
-	}
 	renamed = 1;
 	snprintf(c.tmp, sizeof(c.tmp), "%.*s", KDS_SHARD_ID_LEN, c.seg);
 	if (kds_fsync_dir(dirfd, c.tmp, e) == -1)
