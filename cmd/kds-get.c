@@ -272,10 +272,10 @@ polling_said(struct get *g)
 	g->warned = 1;
 	if (why == ENOSPC || why == EMFILE || why == ENFILE)
 		warnx("%s: inotify resources exhausted: looking for new records "
-		    "every 100 ms", g->name);
+		    "every %d ms", g->name, KDS_FOLLOW_POLL_MS);
 	else
-		warnx("%s: inotify: %s: looking for new records every 100 ms",
-		    g->name, strerror(why));
+		warnx("%s: inotify: %s: looking for new records every %d ms",
+		    g->name, strerror(why), KDS_FOLLOW_POLL_MS);
 }
 
 /* Sleep until a record may have come, the idle time is up or a signal. */

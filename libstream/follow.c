@@ -21,13 +21,13 @@
 
 #define SHARD_EVENTS	(IN_MODIFY | IN_CREATE | IN_MOVED_TO)
 #define STREAM_EVENTS	(IN_CREATE | IN_MOVED_TO)
-#define POLL_MS		100		/* without inotify: look this often */
 
 /*
  * inotify out of instances or watches (their limits are per user, and a
  * busy machine's tail -f and editors share them), or not there at all:
- * follow by looking every POLL_MS instead, as tail -f does, rather than
- * fail.  Any other error (a directory gone, no permission) is one.
+ * follow by looking every KDS_FOLLOW_POLL_MS instead, as tail -f does,
+ * rather than fail.  Any other error (a directory gone, no permission)
+ * is one.
  */
 static int
 lacking(int errnum)
@@ -152,9 +152,9 @@ kds_reader_wait(struct kds_reader *rd, int timeout_ms, const sigset_t *mask,
 		ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000;
 		tsp = &ts;
 	}
-	if (rd->polling && (tsp == NULL || timeout_ms > POLL_MS)) {
+	if (rd->polling && (tsp == NULL || timeout_ms > KDS_FOLLOW_POLL_MS)) {
 		ts.tv_sec = 0;
-		ts.tv_nsec = POLL_MS * 1000000L;
+		ts.tv_nsec = KDS_FOLLOW_POLL_MS * 1000000L;
 		tsp = &ts;
 	}
 	n = ppoll(rd->ifd == -1 ? NULL : &pfd, rd->ifd == -1 ? 0 : 1, tsp,

@@ -198,7 +198,8 @@ int	kds_reader_wait(struct kds_reader *, int timeout_ms,
 	    const sigset_t *mask, struct kds_err *);
 /* Following without inotify (out of instances or watches, as tail -f
  * can be): the errno that took it away, and the reader looks every
- * 100 ms instead; 0 while inotify serves. */
+ * KDS_FOLLOW_POLL_MS instead; 0 while inotify serves. */
+#define KDS_FOLLOW_POLL_MS	100
 int	kds_reader_polling(const struct kds_reader *);
 /* A changing set of shards, as a consumer's leases come and go: add one
  * at o's position (o->shards is not used), drop one, and ask whether one
